@@ -1,0 +1,149 @@
+"""Participant API under ``/api/v1`` (the page and bots use the same endpoints)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from flask import Blueprint, Response, jsonify, request, url_for
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .config_schema import ExperimentConfig
+from .db import get_session
+from .errors import BadRequest
+from .models import Item, Participant, Trial
+from .services import participants as svc
+from .services.experiments import latest_experiment
+
+__all__ = ["bp", "trial_payload", "completion_url"]
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+class StartBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    external_id: Optional[str] = Field(None, max_length=200)
+    params: dict[str, str] = Field(default_factory=dict, max_length=50)
+    pilot: bool = False
+
+
+class ResponseBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    choice: Literal[0, 1]
+    rt_ms: float = Field(ge=0, le=24 * 3600 * 1000, allow_inf_nan=False)
+    confidence: Optional[int] = Field(None, ge=1, le=7)
+
+
+class EventBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str = Field(min_length=1, max_length=64)
+    trial_id: Optional[int] = Field(None, ge=1, lt=2**62)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+def _json_body(model: type[BaseModel]) -> Any:
+    data = request.get_json(silent=True)
+    if data is None:
+        raise BadRequest("the body must be a JSON object (Content-Type: application/json)", code="bad_json")
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object", code="bad_json")
+    try:
+        return model.model_validate(data, strict=False)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "body"
+        raise BadRequest(f"{field}: {err['msg']}", code="invalid_field") from None
+
+
+def _bearer() -> Optional[str]:
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return header[7:].strip() or None
+    return None
+
+
+def _participant() -> Participant:
+    return svc.participant_for_token(get_session(), _bearer())
+
+
+def _image_url(experiment_id: int, path: str) -> str:
+    return url_for("pages.media", experiment_id=experiment_id, filename=path)
+
+
+def _option_payload(experiment_id: int, option: dict[str, Any]) -> dict[str, str]:
+    if "image" in option:
+        return {"image": _image_url(experiment_id, option["image"])}
+    return {"text": option["text"]}
+
+
+def trial_payload(trial: Trial, item: Item, experiment_id: int, total: int) -> dict[str, Any]:
+    """What the client sees of a trial: nothing that says which option is correct."""
+    left = item.options[trial.left_option]
+    right = item.options[1 - trial.left_option]
+    return {
+        "id": trial.id, "position": trial.position, "total": total, "kind": trial.kind, "block": trial.block,
+        "prompt": item.prompt,
+        "context": [{"label": g["label"], "images": [_image_url(experiment_id, p) for p in g["images"]]}
+                    for g in item.context],
+        "options": [_option_payload(experiment_id, left), _option_payload(experiment_id, right)],
+    }
+
+
+def completion_url(cfg: ExperimentConfig, participant: Participant) -> Optional[str]:
+    rec = cfg.recruitment
+    if rec.completion_url:
+        return rec.completion_url
+    if rec.platform == "prolific" and rec.completion_code:
+        return f"https://app.prolific.com/submissions/complete?cc={rec.completion_code}"
+    return None
+
+
+@bp.post("/experiments/<slug>/participants")
+def start(slug: str) -> tuple[Response, int]:
+    body = _json_body(StartBody)
+    session = get_session()
+    exp = latest_experiment(session, slug)
+    started = svc.start_participant(session, exp, body.external_id, body.params,
+                                    request.headers.get("User-Agent"), pilot=body.pilot)
+    payload = {"participant_id": started.participant.public_id, "token": started.token, "resumed": started.resumed}
+    return jsonify(payload), (200 if started.resumed else 201)
+
+
+@bp.get("/trial")
+def get_trial() -> Response:
+    session = get_session()
+    participant = _participant()
+    trial = svc.current_trial(session, participant)
+    if trial is None:
+        cfg = ExperimentConfig.model_validate(participant.experiment.config)
+        return jsonify({"trial": None, "finished": True, "completion_url": completion_url(cfg, participant)})
+    answered, total = svc.progress(session, participant)
+    item = trial.item
+    payload = trial_payload(trial, item, participant.experiment_id, total)
+    nxt = session.query(Trial).filter(Trial.participant_id == participant.id,
+                                      Trial.position == trial.position + 1).first()
+    preload: list[str] = []
+    if nxt is not None:
+        preload = sorted({_image_url(participant.experiment_id, p) for p in nxt.item.image_paths_json()})
+    svc.mark_shown(session, participant, trial)
+    return jsonify({"trial": payload, "preload": preload, "answered": answered})
+
+
+@bp.post("/trials/<int:trial_id>/response")
+def post_response(trial_id: int) -> Response:
+    body = _json_body(ResponseBody)
+    session = get_session()
+    participant = _participant()
+    result = svc.record_response(session, participant, trial_id, body.choice, body.rt_ms, body.confidence)
+    payload: dict[str, Any] = {"stored": True, "duplicate": result.duplicate}
+    if result.kind == "practice":
+        payload["feedback"] = {"correct": result.correct}
+    return jsonify(payload)
+
+
+@bp.post("/events")
+def post_event() -> tuple[str, int]:
+    body = _json_body(EventBody)
+    if len(str(body.data)) > 8000:
+        raise BadRequest("data: too large (limit 8000 characters)", code="invalid_field")
+    svc.record_event(get_session(), _participant(), body.type, body.trial_id, body.data)
+    return "", 204

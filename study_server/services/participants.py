@@ -1,0 +1,236 @@
+"""Starting participants, serving their current trial and storing responses."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..config_schema import ExperimentConfig
+from ..errors import Conflict, NotFound, Unauthorized
+from ..models import Event, Experiment, Item, Participant, Response, Trial, utcnow
+from .experiments import item_refs
+from .scheduling import build_schedule, participant_seed
+
+__all__ = ["start_participant", "participant_for_token", "current_trial", "record_response", "record_event",
+           "hash_token", "Started", "ResponseResult", "progress", "decline", "expire_stale"]
+
+ACTIVE = ("started", "finished")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def aware(value: Optional[dt.datetime]) -> Optional[dt.datetime]:
+    """SQLite hands back naive datetimes; they are UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+@dataclass
+class Started:
+    participant: Participant
+    token: str
+    resumed: bool
+
+
+def _lock_experiment(session: Session, experiment_id: int) -> Experiment:
+    """Serialize starts per experiment: a row lock on PostgreSQL, the write lock on SQLite."""
+    exp = session.scalars(select(Experiment).where(Experiment.id == experiment_id).with_for_update()).one()
+    return exp
+
+
+def expire_stale(session: Session, exp: Experiment, cfg: ExperimentConfig) -> int:
+    """Mark participants idle longer than the session timeout as timed out (frees their slot)."""
+    cutoff = utcnow() - dt.timedelta(minutes=cfg.timing.session_timeout_minutes)
+    result = session.execute(update(Participant)
+                             .where(Participant.experiment_id == exp.id, Participant.status == "started",
+                                    Participant.last_seen_at < cutoff)
+                             .values(status="timed_out"))
+    return result.rowcount or 0
+
+
+def _choose_between(session: Session, exp: Experiment, cfg: ExperimentConfig, ordinal: int) -> Optional[str]:
+    if cfg.design != "between":
+        return None
+    counts = dict(session.execute(
+        select(Participant.between_condition, func.count(Participant.id))
+        .where(Participant.experiment_id == exp.id, Participant.status.in_(ACTIVE),
+               Participant.is_pilot.is_(False))
+        .group_by(Participant.between_condition)).all())
+    target = cfg.participants_per_condition
+    open_conds = [c for c in cfg.conditions if target is None or counts.get(c, 0) < target]
+    if not open_conds:
+        raise Conflict("this study is full: every condition has reached its participant target", code="study_full")
+    fewest = min(counts.get(c, 0) for c in open_conds)
+    tied = [c for c in open_conds if counts.get(c, 0) == fewest]
+    # rotate the tie-break with the ordinal so no condition is systematically first
+    return tied[(ordinal - 1) % len(tied)]
+
+
+def start_participant(session: Session, exp: Experiment, external_id: Optional[str], params: dict[str, str],
+                      user_agent: Optional[str] = None, pilot: bool = False) -> Started:
+    """Create a participant and store their whole schedule, or resume the same external id."""
+    cfg = ExperimentConfig.model_validate(exp.config)
+    if exp.status != "live" and not pilot:
+        raise Conflict(f"this study is {exp.status} and takes no new participants", code=f"study_{exp.status}")
+    exp = _lock_experiment(session, exp.id)
+    if external_id:
+        existing = session.scalars(select(Participant).where(Participant.experiment_id == exp.id,
+                                                             Participant.external_id == external_id)).first()
+        if existing is not None:
+            if cfg.recruitment.on_return == "refuse" or cfg.reload_policy == "refuse":
+                session.rollback()
+                raise Conflict("this id has already taken part in the study", code="already_participated")
+            if existing.status in ("timed_out", "declined"):
+                session.rollback()
+                raise Conflict(f"this participation has ended ({existing.status})", code="participation_ended")
+            token = secrets.token_urlsafe(32)
+            existing.token_hash = hash_token(token)
+            existing.last_seen_at = utcnow()
+            session.commit()
+            return Started(existing, token, resumed=True)
+    expire_stale(session, exp, cfg)
+    ordinal = exp.n_participants + 1
+    between = _choose_between(session, exp, cfg, ordinal)
+    seed = participant_seed(cfg.seed, ordinal)
+    schedule = build_schedule(cfg, item_refs(session, exp.id), ordinal, seed, between)
+    token = secrets.token_urlsafe(32)
+    participant = Participant(public_id=secrets.token_hex(8), token_hash=hash_token(token), experiment_id=exp.id,
+                              ordinal=ordinal, external_id=external_id or None, params=params,
+                              between_condition=between, seed=seed, status="started", is_pilot=pilot,
+                              user_agent=(user_agent or "")[:500])
+    participant.trials = [Trial(position=s.position, block=s.block, kind=s.kind, item_id=s.item_id,
+                                left_option=s.left_option) for s in schedule]
+    exp.n_participants = ordinal
+    session.add(participant)
+    try:
+        session.commit()
+    except IntegrityError:
+        # the same external id raced us in another worker: resume theirs
+        session.rollback()
+        if external_id:
+            return start_participant(session, exp, external_id, params, user_agent, pilot)
+        raise
+    return Started(participant, token, resumed=False)
+
+
+def decline(session: Session, exp: Experiment) -> None:
+    """Store only that someone declined consent (no id, no parameters, no schedule)."""
+    exp = _lock_experiment(session, exp.id)
+    ordinal = exp.n_participants + 1
+    session.add(Participant(public_id=secrets.token_hex(8), token_hash=hash_token(secrets.token_urlsafe(32)),
+                            experiment_id=exp.id, ordinal=ordinal, external_id=None, params={},
+                            seed=0, status="declined"))
+    exp.n_participants = ordinal
+    session.commit()
+
+
+def participant_for_token(session: Session, token: Optional[str]) -> Participant:
+    if not token:
+        raise Unauthorized("missing token: send 'Authorization: Bearer <token>'", code="missing_token")
+    participant = session.scalars(select(Participant).where(Participant.token_hash == hash_token(token))).first()
+    if participant is None:
+        raise Unauthorized("unknown or expired token", code="bad_token")
+    if participant.status in ("timed_out", "declined", "refused"):
+        raise Unauthorized(f"this participation has ended ({participant.status})", code="participation_ended")
+    return participant
+
+
+def current_trial(session: Session, participant: Participant) -> Optional[Trial]:
+    """The first unanswered trial in position order, or None when all are answered."""
+    return session.scalars(select(Trial).outerjoin(Response, Response.trial_id == Trial.id)
+                           .where(Trial.participant_id == participant.id, Response.id.is_(None))
+                           .order_by(Trial.position).limit(1)).first()
+
+
+def progress(session: Session, participant: Participant) -> tuple[int, int]:
+    """(answered, total) trials."""
+    total = session.scalar(select(func.count(Trial.id)).where(Trial.participant_id == participant.id)) or 0
+    answered = session.scalar(select(func.count(Response.id)).join(Trial, Trial.id == Response.trial_id)
+                              .where(Trial.participant_id == participant.id)) or 0
+    return answered, total
+
+
+@dataclass
+class ResponseResult:
+    duplicate: bool
+    correct: bool
+    kind: str
+    finished: bool
+
+
+def _existing_result(session: Session, trial: Trial) -> ResponseResult:
+    resp = session.scalars(select(Response).where(Response.trial_id == trial.id)).one()
+    return ResponseResult(duplicate=True, correct=resp.correct, kind=trial.kind, finished=False)
+
+
+def record_response(session: Session, participant: Participant, trial_id: int, choice: int,
+                    rt_ms: Optional[float], confidence: Optional[int] = None) -> ResponseResult:
+    """Store one response; the same trial again returns the first result and writes nothing."""
+    trial = session.get(Trial, trial_id)
+    if trial is None or trial.participant_id != participant.id:
+        raise NotFound(f"no trial {trial_id} for this participant", code="unknown_trial")
+    if session.scalar(select(Response.id).where(Response.trial_id == trial.id)) is not None:
+        result = _existing_result(session, trial)
+        session.rollback()
+        return result
+    current = current_trial(session, participant)
+    if current is None or current.id != trial.id:
+        session.rollback()
+        expected = None if current is None else current.id
+        raise Conflict(f"trial {trial_id} is not the current trial (current: {expected})", code="not_current")
+    correct_side = 0 if trial.left_option == trial.item.correct else 1
+    now = utcnow()
+    session.add(Response(trial_id=trial.id, chosen_side=choice, correct=(choice == correct_side), rt_ms=rt_ms,
+                         confidence=confidence, answered_at=now))
+    if trial.shown_at is None:
+        trial.shown_at = now
+    participant.last_seen_at = now
+    finished = session.scalar(select(func.max(Trial.position)).where(Trial.participant_id == participant.id)) == trial.position
+    if finished:
+        participant.status = "finished"
+        participant.finished_at = now
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        return _existing_result(session, trial)
+    return ResponseResult(duplicate=False, correct=(choice == correct_side), kind=trial.kind, finished=finished)
+
+
+def mark_shown(session: Session, participant: Participant, trial: Trial) -> None:
+    """Record when a trial was first served (the page measures RT itself)."""
+    now = utcnow()
+    changed = False
+    if trial.shown_at is None:
+        trial.shown_at = now
+        changed = True
+    last = aware(participant.last_seen_at)
+    if last is None or (now - last).total_seconds() > 30:
+        participant.last_seen_at = now
+        changed = True
+    if changed:
+        session.commit()
+
+
+def record_event(session: Session, participant: Participant, type_: str, trial_id: Optional[int],
+                 data: dict[str, Any]) -> None:
+    if trial_id is not None:
+        trial = session.get(Trial, trial_id)
+        if trial is None or trial.participant_id != participant.id:
+            raise NotFound(f"no trial {trial_id} for this participant", code="unknown_trial")
+    session.add(Event(participant_id=participant.id, trial_id=trial_id, type=type_[:64], data=data))
+    session.commit()
+
+
+def trial_item(session: Session, trial: Trial) -> Item:
+    return trial.item

@@ -1,0 +1,204 @@
+// The participant page: fetch the current trial, draw it, time the answer, post it.
+// All trial state lives on the server; a reload resumes where the participant was.
+(function () {
+  "use strict";
+  var app = document.getElementById("app");
+  var token = app.dataset.token;
+  var api = app.dataset.api;
+  var showFeedback = app.dataset.feedback === "true";
+  var showBreaks = app.dataset.breaks === "true";
+  var minWidth = parseInt(app.dataset.minWidth || "0", 10);
+  var screens = ["instructions", "trial", "break", "done", "smallscreen"];
+  var current = null;     // the trial being shown
+  var shownAt = null;     // performance.now() when its images were drawn
+  var busy = false;
+  var lastBlock = null;
+  var preloaded = {};
+
+  function show(id) {
+    screens.forEach(function (s) { document.getElementById(s).hidden = (s !== id); });
+  }
+
+  function fail(message) {
+    var el = document.getElementById("error");
+    el.textContent = message;
+    el.hidden = false;
+  }
+
+  function request(method, path, body) {
+    var opts = { method: method, headers: { "Authorization": "Bearer " + token } };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    return fetch(api + path, opts).then(function (resp) {
+      if (resp.status === 204) { return null; }
+      return resp.json().then(function (data) {
+        if (!resp.ok) { throw new Error((data.error && data.error.message) || ("HTTP " + resp.status)); }
+        return data;
+      });
+    });
+  }
+
+  function sendEvent(type, data) {
+    request("POST", "/events", { type: type, trial_id: current ? current.id : null, data: data || {} })
+      .catch(function () { /* events are best effort */ });
+  }
+
+  function loadImage(url) {
+    if (!preloaded[url]) {
+      preloaded[url] = new Promise(function (resolve, reject) {
+        var img = new Image();
+        img.onload = function () { (img.decode ? img.decode() : Promise.resolve()).then(function () { resolve(img); }, function () { resolve(img); }); };
+        img.onerror = function () { reject(new Error("could not load " + url)); };
+        img.src = url;
+      });
+    }
+    return preloaded[url];
+  }
+
+  function imagesOf(trial) {
+    var urls = [];
+    trial.context.forEach(function (g) { urls = urls.concat(g.images); });
+    trial.options.forEach(function (o) { if (o.image) { urls.push(o.image); } });
+    return urls;
+  }
+
+  function makeImg(url, alt) {
+    var img = document.createElement("img");
+    img.src = url;
+    img.alt = alt;
+    img.draggable = false;
+    return img;
+  }
+
+  function render(trial) {
+    document.getElementById("prompt").textContent = trial.prompt;
+    var kind = trial.kind === "practice" ? "Practice" : "";
+    document.getElementById("kind").textContent = kind;
+    var ctx = document.getElementById("context");
+    ctx.textContent = "";
+    trial.context.forEach(function (group) {
+      var fig = document.createElement("figure");
+      var cap = document.createElement("figcaption");
+      cap.textContent = group.label;
+      fig.appendChild(cap);
+      var row = document.createElement("div");
+      row.className = "row";
+      group.images.forEach(function (url, i) { row.appendChild(makeImg(url, group.label + " example " + (i + 1))); });
+      fig.appendChild(row);
+      ctx.appendChild(fig);
+    });
+    trial.options.forEach(function (opt, side) {
+      var button = document.getElementById("opt" + side);
+      var content = button.querySelector(".content");
+      content.textContent = "";
+      var label = side === 0 ? "Left option" : "Right option";
+      if (opt.image) {
+        content.appendChild(makeImg(opt.image, label));
+      } else {
+        content.textContent = opt.text;
+      }
+      button.setAttribute("aria-label", label + " (key " + (side === 0 ? "F" : "J") + ")" + (opt.text ? ": " + opt.text : ""));
+      button.disabled = false;
+      button.classList.remove("chosen");
+    });
+    var bar = document.getElementById("bar");
+    var done = trial.position - 1;
+    bar.style.width = (100 * done / trial.total).toFixed(1) + "%";
+    bar.parentNode.setAttribute("aria-valuenow", String(done));
+    bar.parentNode.setAttribute("aria-valuemax", String(trial.total));
+    document.getElementById("feedback").textContent = "";
+  }
+
+  function next() {
+    busy = true;
+    return request("GET", "/trial").then(function (data) {
+      if (data.finished) { finish(data.completion_url); return; }
+      var trial = data.trial;
+      if (showBreaks && lastBlock !== null && trial.kind !== "practice" && lastBlock > 0 && trial.block !== lastBlock) {
+        lastBlock = trial.block;
+        show("break");
+        document.getElementById("continue").focus();
+        busy = false;
+        return;
+      }
+      lastBlock = trial.block;
+      return Promise.all(imagesOf(trial).map(loadImage)).then(function () {
+        current = trial;
+        render(trial);
+        show("trial");
+        // RT starts when the trial's images have been drawn
+        requestAnimationFrame(function () {
+          requestAnimationFrame(function () {
+            shownAt = performance.now();
+            busy = false;
+          });
+        });
+        (data.preload || []).forEach(function (url) { loadImage(url).catch(function () {}); });
+      });
+    }).catch(function (err) { busy = false; fail("Could not load the next question: " + err.message + ". Please reload the page."); });
+  }
+
+  function answer(side) {
+    if (busy || !current || shownAt === null) { return; }
+    busy = true;
+    var rt = performance.now() - shownAt;
+    document.getElementById("opt" + side).classList.add("chosen");
+    document.getElementById("opt0").disabled = true;
+    document.getElementById("opt1").disabled = true;
+    var trial = current;
+    request("POST", "/trials/" + trial.id + "/response", { choice: side, rt_ms: Math.round(rt * 10) / 10 })
+      .then(function (data) {
+        shownAt = null;
+        if (data.feedback && showFeedback) {
+          var fb = document.getElementById("feedback");
+          fb.textContent = data.feedback.correct ? "Correct!" : "Not quite: the other option was right.";
+          fb.className = "feedback " + (data.feedback.correct ? "good" : "bad");
+          setTimeout(next, 900);
+        } else {
+          next();
+        }
+      })
+      .catch(function (err) { busy = false; fail("Your answer was not saved: " + err.message + ". Please reload the page."); });
+  }
+
+  function finish(url) {
+    current = null;
+    show("done");
+    if (url) {
+      var link = document.getElementById("completion-link");
+      link.href = url;
+      document.getElementById("completion").hidden = false;
+      link.focus();
+    }
+  }
+
+  document.addEventListener("keydown", function (ev) {
+    if (ev.repeat || ev.ctrlKey || ev.metaKey || ev.altKey) { return; }
+    if (document.getElementById("trial").hidden) { return; }
+    var key = ev.key.toLowerCase();
+    if (key === "f") { ev.preventDefault(); answer(0); }
+    if (key === "j") { ev.preventDefault(); answer(1); }
+  });
+  document.getElementById("opt0").addEventListener("click", function () { answer(0); });
+  document.getElementById("opt1").addEventListener("click", function () { answer(1); });
+  document.getElementById("begin").addEventListener("click", function () { next(); });
+  document.getElementById("continue").addEventListener("click", function () { lastBlock = -1; next(); });
+  window.addEventListener("blur", function () { if (current) { sendEvent("blur"); } });
+  window.addEventListener("focus", function () { if (current) { sendEvent("focus"); } });
+  var resizeTimer = null;
+  window.addEventListener("resize", function () {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(function () { sendEvent("resize", { w: window.innerWidth, h: window.innerHeight }); }, 500);
+  });
+
+  if (minWidth && window.innerWidth < minWidth) { show("smallscreen"); sendEvent("small_screen", { w: window.innerWidth }); return; }
+  if (parseInt(app.dataset.answered, 10) > 0) {
+    sendEvent("reload");
+    next();
+  } else {
+    show("instructions");
+    document.getElementById("begin").focus();
+  }
+})();
