@@ -130,9 +130,9 @@ def get_trial() -> Response:
 
 @bp.post("/trials/<int:trial_id>/response")
 def post_response(trial_id: int) -> Response:
+    participant = _participant()
     body = _json_body(ResponseBody)
     session = get_session()
-    participant = _participant()
     result = svc.record_response(session, participant, trial_id, body.choice, body.rt_ms, body.confidence)
     payload: dict[str, Any] = {"stored": True, "duplicate": result.duplicate}
     if result.kind == "practice":
@@ -142,8 +142,9 @@ def post_response(trial_id: int) -> Response:
 
 @bp.post("/events")
 def post_event() -> tuple[str, int]:
+    participant = _participant()
     body = _json_body(EventBody)
     if len(str(body.data)) > 8000:
         raise BadRequest("data: too large (limit 8000 characters)", code="invalid_field")
-    svc.record_event(get_session(), _participant(), body.type, body.trial_id, body.data)
+    svc.record_event(get_session(), participant, body.type, body.trial_id, body.data)
     return "", 204
