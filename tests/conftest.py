@@ -132,9 +132,9 @@ class LiveServer:
         self.database_url = database_url
         env = dict(os.environ, DATABASE_URL=database_url, SECRET_KEY="live-test-secret",
                    INTERP_STUDY_INSTANCE=str(instance), INTERP_STUDY_RATELIMIT="0")
+        instance.mkdir(parents=True, exist_ok=True)
         self.log = open(instance / f"server-{self.port}.log", "w")
         cmd = [sys.executable, "-m", "interp_study.cli", "serve", "--port", str(self.port), "--workers", str(workers)]
-        instance.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
         deadline = time.time() + 60
         while time.time() < deadline:
