@@ -6,7 +6,11 @@ The public API is listed in ``__all__``; everything else is private by name.
 
 from __future__ import annotations
 
+from .formula import FormulaError, parse_formula
+from .glmm import fit_glmm
+from .lmm import fit_lmm
 from .load import EXPORT_COLUMNS, DataError, accuracy_by_condition, load_trials, wilson_ci
+from .results import MixedModelResult
 from .simulate import simulate_trials
 
 __all__ = [
@@ -16,4 +20,9 @@ __all__ = [
     "accuracy_by_condition",
     "wilson_ci",
     "simulate_trials",
+    "fit_glmm",
+    "fit_lmm",
+    "MixedModelResult",
+    "parse_formula",
+    "FormulaError",
 ]
