@@ -35,6 +35,7 @@ class _GlmmProblem:
         self.re = md.re
         self.X, self.y, self.m = md.X, md.y, md.weights
         self.k = self.y * self.m
+        self.my = self.m * self.y
         self.log_choose = float(np.sum(gammaln(self.m + 1) - gammaln(self.k + 1) - gammaln(self.m - self.k + 1)))
         self.u = np.zeros(self.re.q)
         self.I = np.eye(self.re.q)
@@ -55,13 +56,18 @@ class _GlmmProblem:
 
     def loglik_y(self, eta: np.ndarray) -> float:
         """Binomial log-likelihood without the choose constant."""
-        return float(-np.sum(self.m * (self.y * np.logaddexp(0, -eta) + (1 - self.y) * np.logaddexp(0, eta))))
+        # y log(mu) + (1 - y) log(1 - mu) = y * eta - log(1 + exp(eta))
+        return float(self.my @ eta - self.m @ np.logaddexp(0, eta))
 
     def _A(self, lam: np.ndarray, w: np.ndarray) -> np.ndarray:
         M = self.re.ztwz(w)
         if lam.ndim == 1:
-            return lam[:, None] * M * lam[None, :] + self.I
-        return lam.T @ M @ lam + self.I
+            M *= lam[:, None]
+            M *= lam[None, :]
+        else:
+            M = lam.T @ M @ lam
+        M[np.diag_indices_from(M)] += 1.0
+        return M
 
     # ---- PIRLS on u with beta fixed ------------------------------------------------------
     def pirls_u(self, theta: np.ndarray, beta: np.ndarray, u0: np.ndarray | None = None,
@@ -208,7 +214,7 @@ def _fit(md: ModelData, se: str) -> MixedModelResult:
         return d
 
     prob.u = np.zeros(md.re.q)
-    opt1 = minimize_bounded(dev_stage1, md.re.theta_init(), lower_t, polish=False)
+    opt1 = minimize_bounded(dev_stage1, md.re.theta_init(), lower_t, polish=False, ftol=1e-10)
     _, beta1, _ = prob.pirls_joint(opt1.x, state["beta"])
     # Stage 2: Laplace deviance over (theta, beta), from the stage-1 answer.
     lower = np.concatenate([lower_t, np.full(p, -np.inf)])

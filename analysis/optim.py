@@ -30,6 +30,7 @@ def minimize_bounded(
     xtol: float = 1e-8,
     maxfev: int = 20000,
     polish: bool = True,
+    ftol: float = 1e-14,
 ) -> OptResult:
     """Minimise ``fun`` subject to ``lower <= x <= upper``.
 
@@ -62,7 +63,7 @@ def minimize_bounded(
 
     x_start = np.clip(x0, lower, upper)
     r1 = optimize.minimize(f, x_start, jac=grad, method="L-BFGS-B", bounds=bounds,
-                           options={"ftol": 1e-14, "gtol": 1e-7, "maxiter": 2000})
+                           options={"ftol": ftol, "gtol": 1e-7, "maxiter": 2000})
     if not polish:
         return OptResult(np.asarray(r1.x, dtype=float), float(r1.fun), bool(r1.success), nfev, str(r1.message))
     simplex_step = np.maximum(np.abs(r1.x) * 0.02, 0.01)
@@ -127,6 +128,7 @@ def newton_fd(
     lower: np.ndarray,
     maxiter: int = 20,
     xtol: float = 1e-7,
+    accept: float = 1e-4,
 ) -> tuple[OptResult, np.ndarray] | None:
     """Newton's method with finite-difference derivatives, for a start near the optimum.
 
@@ -146,6 +148,12 @@ def newton_fd(
         step = -np.linalg.solve(c.T, np.linalg.solve(c, g))
         if np.max(np.abs(step)) < xtol:
             return OptResult(x, f0, True, nfev, ""), H
+        if np.max(np.abs(step)) < accept and np.all(x + step >= lower):
+            # Quadratic convergence: after this step the error is O(|step|^2). The Hessian
+            # at x differs from the one at x + step by O(|step|) relative.
+            fn = fun(x + step)
+            if fn <= f0 + 1e-10 * abs(f0):
+                return OptResult(x + step, fn, True, nfev + 1, ""), H
         t = 1.0
         while t > 1e-4:
             xn = x + t * step
