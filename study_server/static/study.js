@@ -100,7 +100,7 @@
         content.textContent = opt.text;
       }
       button.setAttribute("aria-label", label + " (key " + (side === 0 ? "F" : "J") + ")" + (opt.text ? ": " + opt.text : ""));
-      button.disabled = false;
+      button.disabled = true;  // enabled once drawn, when the RT clock starts
       button.classList.remove("chosen");
     });
     var bar = document.getElementById("bar");
@@ -132,6 +132,8 @@
         requestAnimationFrame(function () {
           requestAnimationFrame(function () {
             shownAt = performance.now();
+            document.getElementById("opt0").disabled = false;
+            document.getElementById("opt1").disabled = false;
             busy = false;
           });
         });
