@@ -38,10 +38,11 @@ class LazyGroup(click.Group):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            raise click.ClickException(
-                f"'{cmd_name}' needs a module that is not installed ({exc.name}). "
-                "Install the matching extra, e.g. pip install -e '.[stimuli]'."
-            ) from exc
+            if exc.name and exc.name.split(".")[0] in ("torch", "torchvision"):
+                hint = "Install the 'stimuli' extra: pip install -e '.[stimuli]'."
+            else:
+                hint = "Reinstall the project: pip install -e '.[stimuli,dev]'."
+            raise click.ClickException(f"'{cmd_name}' needs a module that is not installed ({exc.name}). {hint}") from exc
         return getattr(module, attr)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
