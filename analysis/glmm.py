@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 from scipy import linalg
-from scipy.special import gammaln
+from scipy.special import expit, gammaln
 
 from .load import DataError
 from ._blas import blas_threads
@@ -78,7 +78,7 @@ class _GlmmProblem:
         eta = self._eta(lam, u, offset)
         pdev = -2 * self.loglik_y(eta) + u @ u
         for _ in range(maxit):
-            mu = 1.0 / (1.0 + np.exp(-eta))
+            mu = expit(eta)
             w = self.m * mu * (1 - mu)
             L = self.re.cholesky(self._A(lam, w))
             grad = self._lam_t(lam, self.re.zt_times(self.m * (self.y - mu))) - u
@@ -113,7 +113,7 @@ class _GlmmProblem:
         eta = self._eta(lam, u, self.X @ beta)
         pdev = -2 * self.loglik_y(eta) + u @ u
         for _ in range(maxit):
-            mu = 1.0 / (1.0 + np.exp(-eta))
+            mu = expit(eta)
             w = self.m * mu * (1 - mu)
             r = self.m * (self.y - mu)
             L = self.re.cholesky(self._A(lam, w))
@@ -250,7 +250,7 @@ def _vcov_rx(prob: _GlmmProblem, theta: np.ndarray, beta: np.ndarray) -> np.ndar
     _, u, L = prob.pirls_u(theta, beta, tol=1e-12)
     lam = prob._lam(theta)
     eta = prob._eta(lam, u, prob.X @ beta)
-    mu = 1.0 / (1.0 + np.exp(-eta))
+    mu = expit(eta)
     w = prob.m * mu * (1 - mu)
     RZX = L.solve_L(prob._lam_t(lam, prob.re.zt_times(w[:, None] * prob.X)))
     S = prob.X.T @ (w[:, None] * prob.X) - RZX.T @ RZX
