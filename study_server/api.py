@@ -9,12 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .config_schema import ExperimentConfig
 from .db import get_session
-from .errors import BadRequest
+from .errors import BadRequest, Forbidden
 from .models import Item, Participant, Trial
 from .services import participants as svc
 from .services.experiments import latest_experiment
+from .services.recruitment import Completion, check_startable, completion_for, external_id_of, recorded_params
 
-__all__ = ["bp", "trial_payload", "completion_url"]
+__all__ = ["bp", "trial_payload", "completion_url", "completion"]
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -89,22 +90,37 @@ def trial_payload(trial: Trial, item: Item, experiment_id: int, total: int) -> d
 
 
 def completion_url(cfg: ExperimentConfig, participant: Participant) -> Optional[str]:
-    rec = cfg.recruitment
-    if rec.completion_url:
-        return rec.completion_url
-    if rec.platform == "prolific" and rec.completion_code:
-        return f"https://app.prolific.com/submissions/complete?cc={rec.completion_code}"
-    return None
+    """The URL a finished participant follows back to the platform (None for MTurk and anonymous)."""
+    return completion(cfg, participant).url
+
+
+def completion(cfg: ExperimentConfig, participant: Participant) -> Completion:
+    return completion_for(cfg, participant.external_id, participant.params or {}, participant.public_id)
+
+
+def _pilot_allowed() -> bool:
+    """Pilot (preview) participants may only be started by a logged-in researcher."""
+    from flask_login import current_user
+
+    return bool(getattr(current_user, "is_authenticated", False))
 
 
 @bp.post("/experiments/<slug>/participants")
 def start(slug: str) -> tuple[Response, int]:
     body = _json_body(StartBody)
+    if body.pilot and not _pilot_allowed():
+        raise Forbidden("pilot: only a logged-in researcher can start pilot participants", code="pilot_forbidden")
     session = get_session()
     exp = latest_experiment(session, slug)
-    started = svc.start_participant(session, exp, body.external_id, body.params,
+    cfg = ExperimentConfig.model_validate(exp.config)
+    params = recorded_params(cfg, body.params)
+    check_startable(cfg, params)
+    external_id = body.external_id or external_id_of(cfg, params)
+    started = svc.start_participant(session, exp, external_id, params,
                                     request.headers.get("User-Agent"), pilot=body.pilot)
     payload = {"participant_id": started.participant.public_id, "token": started.token, "resumed": started.resumed}
+    if started.restarted:
+        payload["restarted"] = True
     return jsonify(payload), (200 if started.resumed else 201)
 
 
@@ -115,7 +131,7 @@ def get_trial() -> Response:
     trial = svc.current_trial(session, participant)
     if trial is None:
         cfg = ExperimentConfig.model_validate(participant.experiment.config)
-        return jsonify({"trial": None, "finished": True, "completion_url": completion_url(cfg, participant)})
+        return jsonify({"trial": None, "finished": True, **completion(cfg, participant).as_json()})
     answered, total = svc.progress(session, participant)
     item = trial.item
     payload = trial_payload(trial, item, participant.experiment_id, total)

@@ -19,7 +19,15 @@ SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
 
 class ConfigError(ValueError):
-    """An experiment file that cannot be used; the message names the file and field path."""
+    """An experiment file that cannot be used; the message names the file and field path.
+
+    ``fields`` lists ``(field path, reason)`` pairs where they are known (for forms that show
+    each error beside its field).
+    """
+
+    def __init__(self, message: str, fields: Optional[list[tuple[str, str]]] = None) -> None:
+        super().__init__(message)
+        self.fields: list[tuple[str, str]] = fields or []
 
 
 class _Strict(BaseModel):
@@ -29,6 +37,7 @@ class _Strict(BaseModel):
 class Practice(_Strict):
     trials: int = Field(0, ge=0, le=100)
     feedback: bool = True
+    worked_examples: int = Field(0, ge=0, le=5, description="practice items shown answered on the instructions page")
 
 
 class Catch(_Strict):
@@ -62,6 +71,13 @@ class Recruitment(_Strict):
     id_param: Optional[str] = Field(None, description="query parameter holding the external id")
     record_params: list[str] = Field(default_factory=list)
     on_return: Literal["resume", "refuse"] = "resume"
+
+    @field_validator("completion_url")
+    @classmethod
+    def _http_url(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value
 
     def external_id_param(self) -> Optional[str]:
         if self.id_param:
@@ -133,15 +149,19 @@ class ExperimentConfig(_Strict):
         return self
 
 
-def _format(exc: ValidationError) -> str:
-    lines = []
+def _field_errors(exc: ValidationError) -> list[tuple[str, str]]:
+    out = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown field (check the spelling; see docs/reference/experiment.md)"
-        lines.append(f"  {where}: {msg}")
-    return "\n".join(lines)
+        out.append((where, msg))
+    return out
+
+
+def _format(fields: list[tuple[str, str]]) -> str:
+    return "\n".join(f"  {where}: {msg}" for where, msg in fields)
 
 
 def _read_text_field(base: Path, value: str, field: str, source: Path) -> str:
@@ -149,7 +169,8 @@ def _read_text_field(base: Path, value: str, field: str, source: Path) -> str:
     if value.endswith((".md", ".txt", ".markdown")) and "\n" not in value:
         path = base / value
         if not path.is_file():
-            raise ConfigError(f"{source}: text.{field}: file '{value}' not found next to the experiment file")
+            raise ConfigError(f"{source}: text.{field}: file '{value}' not found in {base}",
+                              [(f"text.{field}", f"file '{value}' not found in {base}")])
         return path.read_text(encoding="utf-8")
     return value
 
@@ -173,15 +194,21 @@ def load_experiment_config(path: str | Path) -> tuple[ExperimentConfig, Path]:
     return validate_config_data(data, source)
 
 
-def validate_config_data(data: Any, source: Path) -> tuple[ExperimentConfig, Path]:
-    """Validate already-parsed YAML data (used by the CLI and the admin upload)."""
+def validate_config_data(data: Any, source: Path, base: Optional[Path] = None) -> tuple[ExperimentConfig, Path]:
+    """Validate already-parsed YAML data (used by the CLI and the admin upload).
+
+    Relative paths (``stimuli``, text files) are resolved against ``base``, by default the
+    folder of ``source``; an uploaded file has no folder, so the admin passes its
+    ``STIMULI_ROOT``.
+    """
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of fields")
     try:
         cfg = ExperimentConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: invalid experiment config:\n{_format(exc)}") from None
-    base = source.parent
+        fields = _field_errors(exc)
+        raise ConfigError(f"{source}: invalid experiment config:\n{_format(fields)}", fields) from None
+    base = source.parent if base is None else base
     text = {f: _read_text_field(base, getattr(cfg.text, f), f, source) for f in ("consent", "instructions", "debrief")}
     cfg = cfg.model_copy(update={"text": Text(**text)})
     stimuli = (base / cfg.stimuli).resolve()

@@ -75,7 +75,8 @@ class Participant(Base):
     __tablename__ = "participant"
     __table_args__ = (
         UniqueConstraint("experiment_id", "ordinal", name="uq_participant_ordinal"),
-        UniqueConstraint("experiment_id", "external_id", name="uq_participant_external"),
+        # one row per attempt: reload_policy 'restart' adds attempt 2, 3, ... for the same external id
+        UniqueConstraint("experiment_id", "external_id", "attempt", name="uq_participant_external_attempt"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -87,8 +88,11 @@ class Participant(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     between_condition: Mapped[Optional[str]] = mapped_column(String(100))
     seed: Mapped[int] = mapped_column(Integer)
-    # started, finished, declined, timed_out, refused
+    # started, finished, declined, timed_out, refused, restarted
     status: Mapped[str] = mapped_column(String(16), default="started")
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    restarted_from_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("participant.id", name="fk_participant_restarted_from"))
     is_pilot: Mapped[bool] = mapped_column(Boolean, default=False)
     user_agent: Mapped[Optional[str]] = mapped_column(Text)
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -96,7 +100,8 @@ class Participant(Base):
     finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime(timezone=True))
 
     experiment: Mapped[Experiment] = relationship(back_populates="participants")
-    trials: Mapped[list["Trial"]] = relationship(back_populates="participant", order_by="Trial.position")
+    trials: Mapped[list["Trial"]] = relationship(back_populates="participant", order_by="Trial.position",
+                                                 foreign_keys="Trial.participant_id")
 
 
 class Trial(Base):

@@ -12,15 +12,16 @@ from flask import (Blueprint, Response, abort, current_app, g, make_response, re
 from .config_schema import ExperimentConfig
 from .db import get_session
 from .errors import ApiError
-from .models import Experiment
+from .models import Experiment, Item, Participant
 from .services import participants as svc
-from .services.experiments import latest_experiment
+from .services.experiments import item_refs, latest_experiment
+from .services.recruitment import check_startable, external_id_of, is_mturk_preview, recorded_params
+from .services.reloads import page_load
+from .services.scheduling import worked_examples
 
-__all__ = ["bp"]
+__all__ = ["bp", "set_participant_cookie"]
 
 bp = Blueprint("pages", __name__)
-
-MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
 
 
 def _md(text: str) -> str:
@@ -29,6 +30,13 @@ def _md(text: str) -> str:
 
 def _cookie_name(slug: str) -> str:
     return f"isp_{slug}"
+
+
+def set_participant_cookie(resp: Response, slug: str, token: str) -> Response:
+    """The participant's token rides in an HttpOnly cookie scoped to the study's pages."""
+    resp.set_cookie(_cookie_name(slug), token, httponly=True, samesite="Lax",
+                    secure=current_app.config["SESSION_COOKIE_SECURE"], path=f"/study/{slug}")
+    return resp
 
 
 def _load(slug: str) -> tuple[Experiment, ExperimentConfig]:
@@ -44,6 +52,10 @@ def _allow_framing(cfg: ExperimentConfig) -> None:
         g.frame_ancestors = "https://*.mturk.com"
 
 
+def _message(exp: Experiment, title: str, body: str, status: int = 200) -> tuple[str, int]:
+    return render_template("message.html", exp=exp, title=title, body=body), status
+
+
 @bp.get("/")
 def index() -> str:
     return render_template("index.html")
@@ -54,10 +66,9 @@ def landing(slug: str) -> Any:
     """The start link. A GET changes nothing: link-preview crawlers may fetch it freely."""
     exp, cfg = _load(slug)
     _allow_framing(cfg)
-    params = {k: v for k, v in request.args.items() if k in cfg.recruitment.params_to_record()}
-    preview = cfg.recruitment.platform == "mturk" and request.args.get("assignmentId") == MTURK_PREVIEW
+    params = recorded_params(cfg, request.args)
     return render_template("landing.html", exp=exp, cfg=cfg, consent=_md(cfg.text.consent), params=params,
-                           preview=preview, closed=exp.status != "live")
+                           preview=is_mturk_preview(cfg, params), closed=exp.status != "live")
 
 
 @bp.post("/study/<slug>/start")
@@ -67,41 +78,67 @@ def start(slug: str) -> Any:
     session = get_session()
     if request.form.get("consent") != "agree":
         svc.decline(session, exp)
-        return render_template("message.html", exp=exp, title="You declined",
-                               body="You chose not to take part. Nothing else was recorded. You can close this page.")
-    allowed = cfg.recruitment.params_to_record()
-    params = {k[2:]: v[:200] for k, v in request.form.items() if k.startswith("p_") and k[2:] in allowed}
-    id_param = cfg.recruitment.external_id_param()
-    external_id = params.get(id_param) if id_param else None
-    if cfg.recruitment.platform == "mturk" and params.get("assignmentId") == MTURK_PREVIEW:
-        abort(400)
+        return _message(exp, "You declined",
+                        "You chose not to take part. Nothing else was recorded. You can close this page.")
+    params = recorded_params(cfg, {k[2:]: v for k, v in request.form.items() if k.startswith("p_")})
     try:
-        started = svc.start_participant(session, exp, external_id, params, request.headers.get("User-Agent"))
+        check_startable(cfg, params)
+        started = svc.start_participant(session, exp, external_id_of(cfg, params), params,
+                                        request.headers.get("User-Agent"))
     except ApiError as exc:
-        return render_template("message.html", exp=exp, title="Cannot start", body=exc.message), exc.status
-    resp = redirect(url_for("pages.run", slug=slug))
-    resp.set_cookie(_cookie_name(slug), started.token, httponly=True, samesite="Lax",
-                    secure=current_app.config["SESSION_COOKIE_SECURE"], path=f"/study/{slug}")
-    return resp
+        return _message(exp, "Cannot start", exc.message, exc.status)
+    return set_participant_cookie(redirect(url_for("pages.run", slug=slug), 303), slug, started.token)
+
+
+def _examples(session: Any, exp: Experiment, cfg: ExperimentConfig) -> list[dict[str, Any]]:
+    """Worked examples for the instructions: reserved practice items with the answer shown."""
+    refs = worked_examples(cfg, item_refs(session, exp.id))
+    out = []
+    for ref in refs:
+        item = session.get(Item, ref.id)
+        media = lambda p: url_for("pages.media", experiment_id=exp.id, filename=p)  # noqa: E731
+        out.append({"prompt": item.prompt,
+                    "context": [{"label": grp["label"], "images": [media(p) for p in grp["images"]]}
+                                for grp in item.context],
+                    "options": [{"image": media(o["image"])} if "image" in o else {"text": o["text"]}
+                                for o in item.options],
+                    "correct": item.correct})
+    return out
 
 
 @bp.get("/study/<slug>/run")
 def run(slug: str) -> Any:
-    """The trial page; a reload resumes at the current trial."""
-    exp, cfg = _load(slug)
-    _allow_framing(cfg)
+    """The trial page; a reload resumes, restarts or ends the participation (``reload_policy``)."""
+    latest, _ = _load(slug)
+    session = get_session()
     token = request.cookies.get(_cookie_name(slug))
     try:
-        participant = svc.participant_for_token(get_session(), token)
-    except ApiError:
+        participant: Participant = svc.participant_for_token(session, token)
+    except ApiError as exc:
+        if exc.code == "participation_ended":
+            return _message(latest, "This session has ended", exc.message, 410)
         return redirect(url_for("pages.landing", slug=slug))
-    if participant.experiment.slug != slug:
+    exp = participant.experiment  # the version they started, which may be older than the newest
+    if exp.slug != slug:
         return redirect(url_for("pages.landing", slug=slug))
-    answered, total = svc.progress(get_session(), participant)
+    cfg = ExperimentConfig.model_validate(exp.config)
+    _allow_framing(cfg)
+    loaded = page_load(session, participant, request.headers.get("User-Agent"))
+    if loaded.action == "refuse":
+        return _message(exp, "This session has ended",
+                        "This study cannot be continued after the page is reloaded or left. "
+                        "Your answers so far are saved. You can close this page.", 410)
+    if loaded.action == "restart" and loaded.started is not None:
+        participant, token = loaded.started.participant, loaded.started.token
+    answered, total = svc.progress(session, participant)
     resp = make_response(render_template(
         "run.html", exp=exp, cfg=cfg, token=token, answered=answered, total=total,
-        instructions=_md(cfg.text.instructions), debrief=_md(cfg.text.debrief)))
+        instructions=_md(cfg.text.instructions), debrief=_md(cfg.text.debrief),
+        examples=_examples(session, exp, cfg), restarted=loaded.action == "restart",
+        has_practice=any(t.kind == "practice" for t in participant.trials)))
     resp.headers["Cache-Control"] = "no-store"
+    if loaded.action == "restart":
+        set_participant_cookie(resp, slug, token)
     return resp
 
 

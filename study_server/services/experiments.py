@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
+
+import yaml
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from stimuli_builder.manifest import ManifestError, load_manifest
 
-from ..config_schema import ConfigError, ExperimentConfig, config_hash, load_experiment_config
+from ..config_schema import ConfigError, ExperimentConfig, config_hash, load_experiment_config, validate_config_data
 from ..errors import NotFound
 from ..models import Experiment, Item
 from .scheduling import ItemRef, ScheduleError, check_feasible
 
-__all__ = ["register_experiment", "Registered", "latest_experiment", "item_refs", "set_status"]
+__all__ = ["register_experiment", "register_upload", "register_config", "Registered", "latest_experiment",
+           "item_refs", "set_status", "STATUSES"]
+
+STATUSES = ("live", "paused", "closed")  # what a researcher may set; 'superseded' is set by a new version
 
 
 @dataclass
@@ -35,16 +41,47 @@ def register_experiment(session: Session, path: str | Path) -> Registered:
     return register_config(session, cfg, stimuli_dir, source=str(path))
 
 
+def register_upload(session: Session, text: str, filename: str, stimuli_root: Optional[str | Path]) -> Registered:
+    """Register an uploaded experiment YAML (the admin page).
+
+    An upload has no folder of its own, so ``stimuli`` and text-file names must be absolute
+    paths or relative to ``stimuli_root`` (the ``STIMULI_ROOT`` setting). Errors are
+    ``ConfigError`` with ``fields`` filled in.
+    """
+    source = Path(Path(filename).name or "upload.yaml")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        reason = f"not valid YAML: {getattr(exc, 'problem', exc)}"
+        raise ConfigError(f"{source}: {where}: {reason}", [(where, reason)]) from None
+    if isinstance(data, dict) and stimuli_root is None:
+        paths = [("stimuli", data.get("stimuli"))]
+        if isinstance(data.get("text"), dict):
+            paths += [(f"text.{k}", v) for k, v in data["text"].items()]
+        for key, value in paths:
+            if (isinstance(value, str) and not Path(value).is_absolute() and "\n" not in value
+                    and (key == "stimuli" or value.endswith((".md", ".txt", ".markdown")))):
+                reason = (f"'{value}' is relative, but an upload has no folder: give an absolute path, "
+                          "or set STIMULI_ROOT (env INTERP_STUDY_STIMULI_ROOT) on the server")
+                raise ConfigError(f"{source}: {key}: {reason}", [(key, reason)])
+    base = Path(stimuli_root).resolve() if stimuli_root is not None else Path("/")
+    cfg, stimuli_dir = validate_config_data(data, source, base=base)
+    return register_config(session, cfg, stimuli_dir, source=str(source))
+
+
 def register_config(session: Session, cfg: ExperimentConfig, stimuli_dir: Path, source: str) -> Registered:
     """Register an already validated config (used by the CLI and the admin upload)."""
     try:
         manifest = load_manifest(stimuli_dir)
     except ManifestError as exc:
-        raise ConfigError(f"{source}: stimuli: {exc}") from None
+        raise ConfigError(f"{source}: stimuli: {exc}", [("stimuli", str(exc))]) from None
     known = [c.name for c in manifest.conditions]
     missing = [c for c in cfg.conditions if c not in known]
     if missing:
-        raise ConfigError(f"{source}: conditions: {missing} not in the stimulus set's conditions {known}")
+        reason = f"{missing} not in the stimulus set's conditions {known}"
+        raise ConfigError(f"{source}: conditions: {reason}", [("conditions", reason)])
     manifest_bytes = (stimuli_dir / "manifest.json").read_bytes()
     digest = config_hash(cfg, manifest_bytes)
 
@@ -66,7 +103,8 @@ def register_config(session: Session, cfg: ExperimentConfig, stimuli_dir: Path, 
     try:
         check_feasible(cfg, refs)
     except ScheduleError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+        where, _, reason = str(exc).partition(": ")
+        raise ConfigError(f"{source}: {exc}", [(where, reason)]) from None
 
     version = (latest.version + 1) if latest else 1
     exp = Experiment(slug=cfg.slug, version=version, title=cfg.title, config=cfg.model_dump(mode="json"),
@@ -98,8 +136,13 @@ def item_refs(session: Session, experiment_id: int) -> list[ItemRef]:
 
 
 def set_status(session: Session, experiment: Experiment, status: str) -> None:
-    if status not in ("live", "paused", "closed"):
-        raise ValueError(f"unknown status '{status}'")
+    """Pause, close or reopen a version. A superseded version stays superseded."""
+    if status not in STATUSES:
+        raise ConfigError(f"status: unknown status '{status}' (choose one of {', '.join(STATUSES)})",
+                          [("status", f"unknown status '{status}'")])
+    if experiment.status == "superseded":
+        raise ConfigError("status: this version was superseded by a newer one; change the newest version",
+                          [("status", "version superseded")])
     experiment.status = status
     session.commit()
 

@@ -16,12 +16,15 @@ from ..config_schema import ExperimentConfig
 from ..errors import Conflict, NotFound, Unauthorized
 from ..models import Event, Experiment, Item, Participant, Response, Trial, utcnow
 from .experiments import item_refs
+from .returns import return_action
 from .scheduling import build_schedule, participant_seed
 
 __all__ = ["start_participant", "participant_for_token", "current_trial", "record_response", "record_event",
-           "hash_token", "Started", "ResponseResult", "progress", "decline", "expire_stale"]
+           "hash_token", "Started", "ResponseResult", "progress", "decline", "expire_stale",
+           "restart_participant", "ACTIVE", "ENDED", "any_trial_shown"]
 
-ACTIVE = ("started", "finished")
+ACTIVE = ("started", "finished")  # statuses that hold a slot of their condition
+ENDED = ("timed_out", "declined", "refused", "restarted")  # statuses whose token no longer works
 
 
 def hash_token(token: str) -> str:
@@ -40,12 +43,15 @@ class Started:
     participant: Participant
     token: str
     resumed: bool
+    restarted: bool = False
 
 
 def _lock_experiment(session: Session, experiment_id: int) -> Experiment:
     """Serialize starts per experiment: a row lock on PostgreSQL, the write lock on SQLite."""
-    exp = session.scalars(select(Experiment).where(Experiment.id == experiment_id).with_for_update()).one()
-    return exp
+    # populate_existing: the row may already sit in the identity map with a counter read
+    # before the lock was granted; the locked read must overwrite it
+    return session.scalars(select(Experiment).where(Experiment.id == experiment_id).with_for_update()
+                           .execution_options(populate_existing=True)).one()
 
 
 def expire_stale(session: Session, exp: Experiment, cfg: ExperimentConfig) -> int:
@@ -78,49 +84,89 @@ def _choose_between(session: Session, exp: Experiment, cfg: ExperimentConfig, or
 
 def start_participant(session: Session, exp: Experiment, external_id: Optional[str], params: dict[str, str],
                       user_agent: Optional[str] = None, pilot: bool = False) -> Started:
-    """Create a participant and store their whole schedule, or resume the same external id."""
+    """Create a participant and store their whole schedule, or handle a returning external id.
+
+    A returning external id is resumed, restarted or refused as ``return_action`` decides;
+    it is never counted twice, also when two requests with the same id race each other.
+    """
     cfg = ExperimentConfig.model_validate(exp.config)
     if exp.status != "live" and not pilot:
         raise Conflict(f"this study is {exp.status} and takes no new participants", code=f"study_{exp.status}")
     exp = _lock_experiment(session, exp.id)
     if external_id:
-        existing = session.scalars(select(Participant).where(Participant.experiment_id == exp.id,
-                                                             Participant.external_id == external_id)).first()
+        existing = session.scalars(select(Participant)
+                                   .where(Participant.experiment_id == exp.id, Participant.external_id == external_id)
+                                   .order_by(Participant.attempt.desc()).limit(1)).first()
         if existing is not None:
-            if cfg.recruitment.on_return == "refuse" or cfg.reload_policy == "refuse":
-                session.rollback()
-                raise Conflict("this id has already taken part in the study", code="already_participated")
-            if existing.status in ("timed_out", "declined"):
-                session.rollback()
+            action = return_action(cfg, existing.status, any_trial_shown(session, existing), via="start_link")
+            if action == "resume":
+                token = secrets.token_urlsafe(32)
+                existing.token_hash = hash_token(token)
+                existing.last_seen_at = utcnow()
+                session.commit()
+                return Started(existing, token, resumed=True)
+            if action == "restart":
+                return restart_participant(session, exp, existing, user_agent)
+            session.rollback()
+            if existing.status in ("timed_out", "declined", "refused"):
                 raise Conflict(f"this participation has ended ({existing.status})", code="participation_ended")
-            token = secrets.token_urlsafe(32)
-            existing.token_hash = hash_token(token)
-            existing.last_seen_at = utcnow()
-            session.commit()
-            return Started(existing, token, resumed=True)
+            raise Conflict("this id has already taken part in the study", code="already_participated")
     expire_stale(session, exp, cfg)
     ordinal = exp.n_participants + 1
     between = _choose_between(session, exp, cfg, ordinal)
-    seed = participant_seed(cfg.seed, ordinal)
-    schedule = build_schedule(cfg, item_refs(session, exp.id), ordinal, seed, between)
-    token = secrets.token_urlsafe(32)
-    participant = Participant(public_id=secrets.token_hex(8), token_hash=hash_token(token), experiment_id=exp.id,
-                              ordinal=ordinal, external_id=external_id or None, params=params,
-                              between_condition=between, seed=seed, status="started", is_pilot=pilot,
-                              user_agent=(user_agent or "")[:500])
-    participant.trials = [Trial(position=s.position, block=s.block, kind=s.kind, item_id=s.item_id,
-                                left_option=s.left_option) for s in schedule]
-    exp.n_participants = ordinal
-    session.add(participant)
+    participant, token = _create(session, exp, cfg, ordinal, between, external_id or None, params, user_agent, pilot)
     try:
         session.commit()
     except IntegrityError:
-        # the same external id raced us in another worker: resume theirs
+        # unreachable while starts hold the experiment lock; kept as a guard: resume the winner
         session.rollback()
         if external_id:
             return start_participant(session, exp, external_id, params, user_agent, pilot)
         raise
     return Started(participant, token, resumed=False)
+
+
+def _create(session: Session, exp: Experiment, cfg: ExperimentConfig, ordinal: int, between: Optional[str],
+            external_id: Optional[str], params: dict[str, Any], user_agent: Optional[str], pilot: bool,
+            attempt: int = 1, restarted_from: Optional[int] = None) -> tuple[Participant, str]:
+    """Add a participant with their stored schedule (the caller holds the experiment lock and commits)."""
+    seed = participant_seed(cfg.seed, ordinal)
+    schedule = build_schedule(cfg, item_refs(session, exp.id), ordinal, seed, between)
+    token = secrets.token_urlsafe(32)
+    participant = Participant(public_id=secrets.token_hex(8), token_hash=hash_token(token), experiment_id=exp.id,
+                              ordinal=ordinal, external_id=external_id, params=params,
+                              between_condition=between, seed=seed, status="started", is_pilot=pilot,
+                              user_agent=(user_agent or "")[:500], attempt=attempt,
+                              restarted_from_id=restarted_from)
+    participant.trials = [Trial(position=s.position, block=s.block, kind=s.kind, item_id=s.item_id,
+                                left_option=s.left_option) for s in schedule]
+    exp.n_participants = ordinal
+    session.add(participant)
+    return participant, token
+
+
+def restart_participant(session: Session, exp: Experiment, old: Participant,
+                        user_agent: Optional[str] = None) -> Started:
+    """Start ``old`` over with a fresh schedule (reload_policy 'restart').
+
+    The old attempt keeps everything it stored and gets status ``restarted`` (it no longer
+    counts towards its condition's target); the new attempt takes over its between-subject
+    condition, external id and recruitment parameters, with a new ordinal and seed. So the
+    slot is handed over, never counted twice.
+    """
+    exp = _lock_experiment(session, exp.id)
+    session.refresh(old)
+    if old.status != "started":
+        session.rollback()
+        raise Conflict(f"this participation cannot restart ({old.status})", code="participation_ended")
+    cfg = ExperimentConfig.model_validate(exp.config)
+    old.status = "restarted"
+    session.flush()
+    participant, token = _create(session, exp, cfg, exp.n_participants + 1, old.between_condition, old.external_id,
+                                 dict(old.params), user_agent or old.user_agent, old.is_pilot,
+                                 attempt=old.attempt + 1, restarted_from=old.id)
+    session.commit()
+    return Started(participant, token, resumed=False, restarted=True)
 
 
 def decline(session: Session, exp: Experiment) -> None:
@@ -140,9 +186,25 @@ def participant_for_token(session: Session, token: Optional[str]) -> Participant
     participant = session.scalars(select(Participant).where(Participant.token_hash == hash_token(token))).first()
     if participant is None:
         raise Unauthorized("unknown or expired token", code="bad_token")
-    if participant.status in ("timed_out", "declined", "refused"):
+    if participant.status in ENDED:
         raise Unauthorized(f"this participation has ended ({participant.status})", code="participation_ended")
+    if participant.status == "started" and _idle_too_long(participant):
+        participant.status = "timed_out"
+        session.commit()
+        raise Unauthorized("this participation has ended (timed_out)", code="participation_ended")
     return participant
+
+
+def _idle_too_long(participant: Participant) -> bool:
+    cfg = ExperimentConfig.model_validate(participant.experiment.config)
+    last = aware(participant.last_seen_at)
+    return last is not None and utcnow() - last > dt.timedelta(minutes=cfg.timing.session_timeout_minutes)
+
+
+def any_trial_shown(session: Session, participant: Participant) -> bool:
+    """Whether the participant has been served a trial (the reload policies apply only then)."""
+    return session.scalar(select(Trial.id).where(Trial.participant_id == participant.id,
+                                                 Trial.shown_at.is_not(None)).limit(1)) is not None
 
 
 def current_trial(session: Session, participant: Participant) -> Optional[Trial]:

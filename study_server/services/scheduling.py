@@ -15,7 +15,7 @@ import numpy as np
 from ..config_schema import ExperimentConfig
 
 __all__ = ["ScheduledTrial", "ItemRef", "build_schedule", "participant_seed", "latin_square",
-           "check_feasible", "ScheduleError"]
+           "check_feasible", "ScheduleError", "worked_examples"]
 
 
 class ScheduleError(ValueError):
@@ -116,13 +116,20 @@ def check_feasible(cfg: ExperimentConfig, items: Sequence[ItemRef]) -> None:
             raise ScheduleError(f"trials_per_participant: needs {per} items of condition '{cond}' per "
                                 f"participant, the stimulus set has {by_cond[cond]}")
     n_practice = sum(1 for it in items if it.kind == "practice")
-    if cfg.practice.trials > n_practice:
-        raise ScheduleError(f"practice.trials: {cfg.practice.trials} asked, the stimulus set has {n_practice} practice items")
+    if cfg.practice.trials + cfg.practice.worked_examples > n_practice:
+        raise ScheduleError(f"practice.trials: {cfg.practice.trials} trials and {cfg.practice.worked_examples} worked "
+                            f"examples asked, the stimulus set has {n_practice} practice items")
     n_catch = sum(1 for it in items if it.kind == "catch")
     if cfg.catch.trials > n_catch:
         raise ScheduleError(f"catch.trials: {cfg.catch.trials} asked, the stimulus set has {n_catch} catch items")
     if cfg.blocks.by == "mixed" and cfg.trials_per_participant < cfg.blocks.n:
         raise ScheduleError("blocks.n: more blocks than main trials")
+
+
+def worked_examples(cfg: ExperimentConfig, items: Sequence[ItemRef]) -> list[ItemRef]:
+    """Practice items reserved as worked examples for the instructions page (never trials)."""
+    pool = sorted((it for it in items if it.kind == "practice"), key=lambda it: it.key)
+    return pool[:cfg.practice.worked_examples]
 
 
 def build_schedule(cfg: ExperimentConfig, items: Sequence[ItemRef], ordinal: int, seed: int,
@@ -140,10 +147,11 @@ def build_schedule(cfg: ExperimentConfig, items: Sequence[ItemRef], ordinal: int
     per = cfg.trials_per_participant // len(conds)
     pools: dict[str, list[ItemRef]] = {c: [] for c in conds}
     practice_pool, catch_pool = [], []
+    reserved = {it.id for it in worked_examples(cfg, items)}
     for it in items:
         if it.kind == "main" and it.condition in pools:
             pools[it.condition].append(it)
-        elif it.kind == "practice":
+        elif it.kind == "practice" and it.id not in reserved:
             practice_pool.append(it)
         elif it.kind == "catch":
             catch_pool.append(it)

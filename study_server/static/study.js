@@ -7,8 +7,10 @@
   var api = app.dataset.api;
   var showFeedback = app.dataset.feedback === "true";
   var showBreaks = app.dataset.breaks === "true";
+  var askConfidence = app.dataset.confidence === "true";
   var minWidth = parseInt(app.dataset.minWidth || "0", 10);
-  var screens = ["instructions", "trial", "break", "done", "smallscreen"];
+  var screens = ["instructions", "trial", "practice-done", "break", "done", "smallscreen"];
+  var pending = null;     // {side, rt} while the confidence scale is open
   var current = null;     // the trial being shown
   var shownAt = null;     // performance.now() when its images were drawn
   var busy = false;
@@ -114,8 +116,15 @@
   function next() {
     busy = true;
     return request("GET", "/trial").then(function (data) {
-      if (data.finished) { finish(data.completion_url); return; }
+      if (data.finished) { finish(data); return; }
       var trial = data.trial;
+      if (lastBlock === 0 && trial.kind !== "practice") {
+        lastBlock = -1;
+        show("practice-done");
+        document.getElementById("practice-continue").focus();
+        busy = false;
+        return;
+      }
       if (showBreaks && lastBlock !== null && trial.kind !== "practice" && lastBlock > 0 && trial.block !== lastBlock) {
         lastBlock = trial.block;
         show("break");
@@ -143,14 +152,35 @@
   }
 
   function answer(side) {
-    if (busy || !current || shownAt === null) { return; }
-    busy = true;
+    if (busy || !current || shownAt === null || pending) { return; }
     var rt = performance.now() - shownAt;
     document.getElementById("opt" + side).classList.add("chosen");
     document.getElementById("opt0").disabled = true;
     document.getElementById("opt1").disabled = true;
+    if (askConfidence) {
+      pending = { side: side, rt: rt };
+      var box = document.getElementById("confidence");
+      box.hidden = false;
+      box.querySelector(".conf").focus();
+      return;
+    }
+    submit(side, rt, null);
+  }
+
+  function rate(value) {
+    if (!pending || busy) { return; }
+    var p = pending;
+    pending = null;
+    document.getElementById("confidence").hidden = true;
+    submit(p.side, p.rt, value);
+  }
+
+  function submit(side, rt, confidence) {
+    busy = true;
     var trial = current;
-    request("POST", "/trials/" + trial.id + "/response", { choice: side, rt_ms: Math.round(rt * 10) / 10 })
+    var body = { choice: side, rt_ms: Math.round(rt * 10) / 10 };
+    if (confidence !== null) { body.confidence = confidence; }
+    request("POST", "/trials/" + trial.id + "/response", body)
       .then(function (data) {
         shownAt = null;
         if (data.feedback && showFeedback) {
@@ -165,12 +195,30 @@
       .catch(function (err) { busy = false; fail("Your answer was not saved: " + err.message + ". Please reload the page."); });
   }
 
-  function finish(url) {
+  // Called only after the server answered that no trial is left, i.e. after the last
+  // response was committed: only then does the participant get the way back to the platform.
+  function finish(data) {
     current = null;
     show("done");
-    if (url) {
+    if (data.completion_code) {
+      document.getElementById("completion-code").textContent = data.completion_code;
+      document.getElementById("code-line").hidden = false;
+    }
+    if (data.completion_form) {
+      var form = document.getElementById("mturk-form");
+      form.action = data.completion_form.action;
+      Object.keys(data.completion_form.fields).forEach(function (name) {
+        var input = document.createElement("input");
+        input.type = "hidden";
+        input.name = name;
+        input.value = data.completion_form.fields[name];
+        form.appendChild(input);
+      });
+      form.hidden = false;
+      document.getElementById("mturk-submit").focus();
+    } else if (data.completion_url) {
       var link = document.getElementById("completion-link");
-      link.href = url;
+      link.href = data.completion_url;
       document.getElementById("completion").hidden = false;
       link.focus();
     }
@@ -180,6 +228,10 @@
     if (ev.repeat || ev.ctrlKey || ev.metaKey || ev.altKey) { return; }
     if (document.getElementById("trial").hidden) { return; }
     var key = ev.key.toLowerCase();
+    if (pending) {
+      if (key >= "1" && key <= "7") { ev.preventDefault(); rate(parseInt(key, 10)); }
+      return;
+    }
     if (key === "f") { ev.preventDefault(); answer(0); }
     if (key === "j") { ev.preventDefault(); answer(1); }
   });
@@ -187,6 +239,10 @@
   document.getElementById("opt1").addEventListener("click", function () { answer(1); });
   document.getElementById("begin").addEventListener("click", function () { next(); });
   document.getElementById("continue").addEventListener("click", function () { lastBlock = -1; next(); });
+  document.getElementById("practice-continue").addEventListener("click", function () { next(); });
+  Array.prototype.forEach.call(document.querySelectorAll("#confidence .conf"), function (button) {
+    button.addEventListener("click", function () { rate(parseInt(button.dataset.value, 10)); });
+  });
   window.addEventListener("blur", function () { if (current) { sendEvent("blur"); } });
   window.addEventListener("focus", function () { if (current) { sendEvent("focus"); } });
   var resizeTimer = null;

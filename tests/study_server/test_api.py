@@ -92,7 +92,8 @@ def test_finish_reports_completion_url(client, registered) -> None:  # type: ign
         assert _answer(client, token, t["id"]).status_code == 200
     end = _trial(client, token)
     assert end == {"trial": None, "finished": True,
-                   "completion_url": "https://app.prolific.com/submissions/complete?cc=TINY123"}
+                   "completion_url": "https://app.prolific.com/submissions/complete?cc=TINY123",
+                   "completion_code": None, "completion_form": None}
 
 
 def test_practice_feedback_only_on_practice(app, client, tiny_set, tmp_path) -> None:  # type: ignore[no-untyped-def]
