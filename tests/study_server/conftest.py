@@ -75,3 +75,38 @@ def admin_client(app, client, admin_user):  # type: ignore[no-untyped-def]
                                              "csrf_token": token})
     assert resp.status_code == 302, resp.get_data(as_text=True)
     return client
+
+
+@pytest.fixture(scope="session")
+def three_set(tiny_set: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny set relabelled into three conditions: reference (12 items), none (6), third (6)."""
+    import json
+    import shutil
+
+    out = tmp_path_factory.mktemp("stimuli") / "three"
+    shutil.copytree(tiny_set, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["name"] = "tiny-three-conditions"
+    manifest["conditions"] = [{"name": "reference", "role": "method", "baselines": ["none", "third"]},
+                              {"name": "none", "role": "baseline"}, {"name": "third", "role": "baseline"}]
+    for item in manifest["items"]:
+        if item["condition"] == "none" and int(item["id"].split("/")[1]) >= 6:
+            item["condition"] = "third"
+            item["id"] = item["id"].replace("none/", "third/")
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return out
+
+
+def start(app, slug: str, n: int = 1, external_id: str | None = None):  # type: ignore[no-untyped-def]
+    """Start ``n`` participants through the service layer; returns their public ids."""
+    from study_server.db import get_session
+    from study_server.services.experiments import latest_experiment
+    from study_server.services.participants import start_participant
+
+    ids = []
+    with app.app_context():
+        s = get_session()
+        for _ in range(n):
+            exp = latest_experiment(s, slug)
+            ids.append(start_participant(s, exp, external_id, {}).participant.public_id)
+    return ids
