@@ -27,8 +27,8 @@ def minimize_bounded(
     x0: np.ndarray,
     lower: np.ndarray,
     upper: np.ndarray | None = None,
-    xtol: float = 1e-8,
-    maxfev: int = 20000,
+    xtol: float = 1e-6,
+    maxfev: int | None = None,
     polish: bool = True,
     ftol: float = 1e-14,
 ) -> OptResult:
@@ -53,7 +53,7 @@ def minimize_bounded(
     def grad(x: np.ndarray) -> np.ndarray:
         g = np.empty_like(x)
         for i in range(len(x)):
-            h = 1e-6 * max(1.0, abs(x[i]))
+            h = 1e-5 * max(1.0, abs(x[i]))
             lo_room = x[i] - lower[i]
             if lo_room < h:  # one-sided at a lower bound
                 g[i] = (f(_with(x, i, x[i] + h)) - f(x)) / h
@@ -62,10 +62,12 @@ def minimize_bounded(
         return g
 
     x = np.clip(x0, lower, upper)
+    # gradient tolerance relative to the deviance's size (its rounding noise grows with it)
+    gtol = 1e-9 * max(1.0, abs(f(x)))
     messages = []
     for _ in range(4):
         r1 = optimize.minimize(f, x, jac=grad, method="L-BFGS-B", bounds=bounds,
-                               options={"ftol": ftol, "gtol": 1e-7, "maxiter": 2000})
+                               options={"ftol": ftol, "gtol": gtol, "maxiter": 2000})
         if not polish:
             return OptResult(np.asarray(r1.x, dtype=float), float(r1.fun), bool(r1.success), nfev, str(r1.message))
         step = np.maximum(np.abs(r1.x) * 0.02, 0.01)
@@ -74,8 +76,10 @@ def minimize_bounded(
             v = r1.x.copy()
             v[i] = v[i] + step[i] if v[i] + step[i] <= upper[i] else v[i] - step[i]
             simplex.append(np.clip(v, lower, upper))
+        # fatol relative to the deviance: below ~1e-13 relative it is rounding noise
         r2 = optimize.minimize(f, r1.x, method="Nelder-Mead", bounds=bounds,
-                               options={"xatol": xtol, "fatol": 1e-11, "maxfev": maxfev,
+                               options={"xatol": xtol, "fatol": 1e-11 * max(1.0, abs(r1.fun)),
+                                        "maxfev": maxfev or 400 * (len(x) + 1),
                                         "initial_simplex": np.array(simplex)})
         best = r2 if r2.fun <= r1.fun else r1
         # Converged when a Nelder-Mead restart cannot improve on L-BFGS-B's answer.
