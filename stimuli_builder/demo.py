@@ -24,7 +24,7 @@ FULL_SETTINGS: dict[str, Any] = {
     "forward_simulation": {"n_inputs": 24, "ig_steps": 32, "smoothgrad_samples": 16},
 }
 SMALL_SETTINGS: dict[str, Any] = {
-    "world": {"n_train": 3600, "n_test": 600, "epochs": 3, "n_folder_images": 360},
+    "world": {"n_train": 3000, "n_test": 600, "epochs": 3, "n_folder_images": 360},
     "unit_prediction": {"layers": ["block4"], "n_units": 2, "n_refs": 4, "n_fv": 1, "n_pairs": 1,
                         "fv_steps": 24, "n_practice": 1, "n_catch": 2},
     "forward_simulation": {"n_inputs": 4, "ig_steps": 8, "smoothgrad_samples": 4, "n_practice": 1,

@@ -17,6 +17,7 @@ __all__ = ["BuildContext", "TASKS", "build_task"]
 # task name -> (module, builder function)
 TASKS: dict[str, tuple[str, str]] = {
     "unit_prediction": ("unit_prediction", "build_unit_prediction"),
+    "forward_simulation": ("forward_simulation", "build_forward_simulation"),
 }
 
 
