@@ -48,8 +48,4 @@ def __getattr__(name: str) -> object:
         from .report import build_report
 
         return build_report
-    if name == "power":
-        import importlib
-
-        return importlib.import_module(".power", __name__)
     raise AttributeError(f"module 'analysis' has no attribute {name!r}")
