@@ -247,17 +247,25 @@ def record_response(session: Session, participant: Participant, trial_id: int, c
         return result
     current = current_trial(session, participant)
     if current is None or current.id != trial.id:
+        # a concurrent duplicate may have committed this trial's response between the two reads
+        if session.scalar(select(Response.id).where(Response.trial_id == trial.id)) is not None:
+            result = _existing_result(session, trial)
+            session.rollback()
+            return result
         session.rollback()
         expected = None if current is None else current.id
         raise Conflict(f"trial {trial_id} is not the current trial (current: {expected})", code="not_current")
     correct_side = 0 if trial.left_option == trial.item.correct else 1
+    last = session.scalar(select(func.max(Trial.position)).where(Trial.participant_id == participant.id))
+    finished = last == trial.position
     now = utcnow()
+    # no query may run between add() and commit(): an autoflush would raise the unique-constraint
+    # violation of a concurrent duplicate outside the try below
     session.add(Response(trial_id=trial.id, chosen_side=choice, correct=(choice == correct_side), rt_ms=rt_ms,
                          confidence=confidence, answered_at=now))
     if trial.shown_at is None:
         trial.shown_at = now
     participant.last_seen_at = now
-    finished = session.scalar(select(func.max(Trial.position)).where(Trial.participant_id == participant.id)) == trial.position
     if finished:
         participant.status = "finished"
         participant.finished_at = now
