@@ -1,4 +1,12 @@
-"""Cross-cutting HTTP concerns: JSON errors, security headers, CSRF, request logs, health."""
+"""Cross-cutting HTTP concerns: JSON errors, security headers, CSRF, rate limits, input guards,
+request logs, health.
+
+Input guards (before any view runs, so no view sees them): JSON bodies must be standard JSON
+(no ``NaN``/``Infinity``, no number too large for a float), nest at most 64 deep, and no
+string anywhere in the request (path, query, form, JSON) may contain a NUL character, which
+PostgreSQL cannot store. ``<int:...>`` URL parts are bounded to the database's integer range,
+so a huge id is a 404 rather than an overflow inside the driver.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +14,15 @@ import json
 import logging
 import time
 
+import math
+from typing import Any
+
+from markupsafe import escape
+
 from flask import Flask, Response, g, jsonify, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from .errors import ApiError
 
@@ -26,8 +40,89 @@ def _error(status: int, code: str, message: str) -> tuple[Response, int]:
     return jsonify({"error": {"code": code, "message": message}}), status
 
 
+MAX_JSON_DEPTH = 64
+MAX_URL_INT = 2**31 - 1  # PostgreSQL INTEGER, the type of every id column
+
+
+class BoundedIntConverter(IntegerConverter):
+    """``<int:...>`` limited to 0..2**31-1: a larger number matches no route (404)."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:  # noqa: A002 - werkzeug's signature
+        kwargs.setdefault("max", MAX_URL_INT)
+        super().__init__(map, *args, **kwargs)
+
+
+class InputRejected(Exception):
+    """A request that no view should see; answered with 400 and ``message``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _no_constant(name: str) -> Any:
+    raise InputRejected(f"body: {name} is not valid JSON (use a finite number or null)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise InputRejected(f"body: the number {text[:40]} is out of range")
+    return value
+
+
+def _check_json_value(value: Any, depth: int = 0) -> None:
+    """Reject NUL characters in any key or string and nesting deeper than MAX_JSON_DEPTH."""
+    if depth > MAX_JSON_DEPTH:
+        raise InputRejected(f"body: nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InputRejected("body: strings may not contain NUL (\\u0000) characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_json_value(key, depth + 1)
+            _check_json_value(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json_value(item, depth + 1)
+
+
+def _guard_input() -> None:
+    """Raise InputRejected for NUL characters anywhere and for non-standard or too deep JSON."""
+    if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
+        raise InputRejected("the URL may not contain NUL characters")
+    if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+        if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            if any("\x00" in k or "\x00" in v for k, v in request.form.items(multi=True)):
+                raise InputRejected("form fields may not contain NUL characters")
+        elif request.is_json:
+            raw = request.get_data(cache=True)
+            if not raw:
+                return
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InputRejected("body: not UTF-8") from None
+            try:
+                data = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+            except RecursionError:
+                raise InputRejected(f"body: nested deeper than {MAX_JSON_DEPTH} levels") from None
+            except ValueError:
+                return  # malformed JSON: the view answers it (bad_json) as before
+            _check_json_value(data)
+
+
 def init_app(app: Flask) -> None:
+    """Register error handlers, security headers, input guards, CSRF, rate limits and /healthz."""
+    app.url_map.converters["int"] = BoundedIntConverter
     csrf.init_app(app)
+
+    @app.errorhandler(InputRejected)
+    def _input_rejected(exc: InputRejected):  # type: ignore[no-untyped-def]
+        if _wants_json():
+            return _error(400, "invalid_input", exc.message)
+        return Response(f"<!doctype html><title>Bad request</title><p>{escape(exc.message)}</p>", status=400,
+                        mimetype="text/html")
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):  # type: ignore[no-untyped-def]
@@ -61,6 +156,7 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def _start_timer() -> None:
         g.request_started = time.perf_counter()
+        _guard_input()
 
     @app.after_request
     def _headers(resp: Response) -> Response:
