@@ -1,7 +1,8 @@
 """Exclusion flags computed into the export as the experiment config says.
 
 Rules (each optional, from ``catch.min_accuracy`` and ``analysis.exclusions``):
-catch accuracy below a threshold, too many too-fast responses, side bias, incomplete session.
+catch accuracy below a threshold, too many too-fast responses, side bias, incomplete session;
+an attempt abandoned by ``reload_policy: restart`` is always flagged ``restarted``.
 """
 
 from __future__ import annotations
@@ -46,4 +47,6 @@ def exclusion_reasons(cfg: ExperimentConfig, status: str, trials: Iterable[Trial
             reasons.append(f"side_bias {bias:.2f} > {rules.max_side_bias:.2f}")
     if rules.require_complete and status != "finished":
         reasons.append("incomplete")
+    if status == "restarted":  # always: the same person's new attempt is the one that counts
+        reasons.append("restarted")
     return reasons

@@ -63,6 +63,7 @@ def test_incomplete_and_all_reasons_in_order(tiny_set) -> None:  # type: ignore[
     no_require = ExperimentConfig.model_validate(experiment_yaml(
         tiny_set, analysis={"exclusions": {"require_complete": False}}))
     assert exclusion_reasons(no_require, "started", _main(2)) == []
+    assert exclusion_reasons(no_require, "restarted", _main(2)) == ["restarted"]  # never counted twice
 
 
 def test_flags_computed_into_export_and_progress(app, client, tiny_set, tmp_path) -> None:  # type: ignore[no-untyped-def]
