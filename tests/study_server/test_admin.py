@@ -6,13 +6,12 @@ import io
 from pathlib import Path
 
 import pandas as pd
-import pytest
 import yaml
 from sqlalchemy import func, select
 
 from study_server.db import get_session
 from study_server.models import Experiment, Participant
-from tests.study_server.conftest import csrf_token, experiment_yaml, register, write_experiment
+from tests.study_server.conftest import csrf_token, experiment_yaml
 
 ADMIN_GETS = ["/admin/", "/admin/experiments/new", "/admin/experiments/{id}", "/admin/experiments/{id}/export.csv",
               "/admin/experiments/{id}/export.parquet", "/admin/participants/{pid}"]
@@ -97,7 +96,7 @@ def test_upload_registers_and_lists_versions(app, admin_client, tiny_set) -> Non
         assert [(e.version, e.status) for e in versions] == [(1, "superseded"), (2, "live")]
 
 
-@pytest.mark.parametrize("edit, field", [
+UPLOAD_ERRORS = [
     (lambda c: c.update(trials_per_participant="six"), "trials_per_participant"),
     (lambda c: c.update(design="sideways"), "design"),
     (lambda c: c.update(colour="blue"), "colour"),
@@ -106,15 +105,18 @@ def test_upload_registers_and_lists_versions(app, admin_client, tiny_set) -> Non
     (lambda c: c.update(trials_per_participant=40), "trials_per_participant"),
     (lambda c: c.update(stimuli="/nonexistent/set"), "stimuli"),
     (lambda c: c.update(stimuli="relative/set"), "stimuli"),
-])
-def test_upload_errors_are_shown_by_field(app, admin_client, tiny_set, edit, field: str) -> None:  # type: ignore[no-untyped-def]
-    cfg = experiment_yaml(tiny_set, slug="bad")
-    edit(cfg)
+]
+
+
+def test_upload_errors_are_shown_by_field(app, admin_client, tiny_set) -> None:  # type: ignore[no-untyped-def]
     token = csrf_token(admin_client, "/admin/experiments/new")
-    resp = admin_client.post("/admin/experiments/new", data={"csrf_token": token, "yaml": yaml.safe_dump(cfg)})
-    assert resp.status_code == 400
-    page = resp.get_data(as_text=True)
-    assert f"<td><code>{field}</code></td>" in page, page[page.find("error-box"):][:800]
+    for edit, field in UPLOAD_ERRORS:
+        cfg = experiment_yaml(tiny_set, slug="bad")
+        edit(cfg)
+        resp = admin_client.post("/admin/experiments/new", data={"csrf_token": token, "yaml": yaml.safe_dump(cfg)})
+        assert resp.status_code == 400, field
+        page = resp.get_data(as_text=True)
+        assert f"<td><code>{field}</code></td>" in page, page[page.find("error-box"):][:800]
     assert _count(app, Experiment) == 0
 
 
