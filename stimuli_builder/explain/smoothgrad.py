@@ -18,7 +18,7 @@ def smoothgrad(model: nn.Module, inputs: torch.Tensor, target: Target, n_samples
     t = as_targets(target, len(inputs), inputs.device)
     gen = torch.Generator().manual_seed(seed)
     span = (inputs.flatten(1).max(1).values - inputs.flatten(1).min(1).values).view(-1, 1, 1, 1)
-    sd = (noise * span).clamp(min=1e-8)
+    sd = noise * span
     total = torch.zeros_like(inputs)
     per_round = max(1, batch_size // max(1, len(inputs)))
     done = 0
