@@ -19,14 +19,18 @@ from typing import Any
 
 from markupsafe import escape
 
+import threading
+
 from flask import Flask, Response, g, jsonify, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from .errors import ApiError
 
-__all__ = ["init_app", "csrf"]
+__all__ = ["init_app", "csrf", "RATE_LIMITS", "limiter_of"]
 
 csrf = CSRFProtect()
 log = logging.getLogger("interp_study.requests")
@@ -39,6 +43,17 @@ def _wants_json() -> bool:
 def _error(status: int, code: str, message: str) -> tuple[Response, int]:
     return jsonify({"error": {"code": code, "message": message}}), status
 
+
+#: endpoint -> (config key holding the limit, default limit, methods it counts). Limits are per
+#: client address and, with the default in-memory storage, per gunicorn worker: with N
+#: workers a client can get up to N times the limit. Set RATELIMIT_STORAGE_URI (e.g.
+#: redis://...) to share counts between workers and hosts. See docs/security.md.
+RATE_LIMITS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "api.start": ("RATELIMIT_START", "20 per minute;200 per hour", ("POST",)),
+    "pages.start": ("RATELIMIT_START", "20 per minute;200 per hour", ("POST",)),
+    "pages.landing": ("RATELIMIT_LANDING", "120 per minute", ("GET",)),
+    "admin.login": ("RATELIMIT_LOGIN", "5 per minute;30 per hour", ("POST",)),
+}
 
 MAX_JSON_DEPTH = 64
 MAX_URL_INT = 2**31 - 1  # PostgreSQL INTEGER, the type of every id column
@@ -112,10 +127,48 @@ def _guard_input() -> None:
             _check_json_value(data)
 
 
+def limiter_of(app: Flask) -> Limiter:
+    """The app's rate limiter (one per app, so test apps never share counts)."""
+    return app.extensions["interp_limiter"]  # type: ignore[no-any-return]
+
+
+def _init_limits(app: Flask) -> None:
+    """A Flask-Limiter per app; the limits in RATE_LIMITS wrap their endpoints on the first request.
+
+    Wrapping lazily lets blueprints (the admin one included) register after ``init_app``
+    without importing or editing them. ``RATELIMIT_ENABLED = False`` (tests, benchmarks:
+    ``INTERP_STUDY_RATELIMIT=0``) turns every limit off.
+    """
+    app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    limiter = Limiter(key_func=get_remote_address, default_limits=[])
+    limiter.init_app(app)
+    app.extensions["interp_limiter"] = limiter
+    wrapped: list[bool] = []
+    lock = threading.Lock()
+
+    @app.before_request
+    def _wrap_limited_endpoints() -> None:
+        if wrapped:
+            return
+        with lock:
+            if wrapped:
+                return
+            for endpoint, (key, default, methods) in RATE_LIMITS.items():
+                view = app.view_functions.get(endpoint)
+                if view is not None:
+                    limit = app.config.get(key) or default
+                    # shared: every endpoint with the same config key counts against one budget
+                    app.view_functions[endpoint] = limiter.shared_limit(limit, scope=key.lower(),
+                                                                        methods=list(methods))(view)
+            wrapped.append(True)
+
+
 def init_app(app: Flask) -> None:
     """Register error handlers, security headers, input guards, CSRF, rate limits and /healthz."""
     app.url_map.converters["int"] = BoundedIntConverter
     csrf.init_app(app)
+    _init_limits(app)
 
     @app.errorhandler(InputRejected)
     def _input_rejected(exc: InputRejected):  # type: ignore[no-untyped-def]
