@@ -1,0 +1,152 @@
+"""Durability settings, read back from live connections (docs/durability.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+
+from .conftest import auth, current, start
+
+
+def test_sqlite_runs_in_wal_with_synchronous_full(sqlite_url: str) -> None:
+    from study_server.db import make_engine
+
+    engine = make_engine(sqlite_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # 2 = FULL
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+            conn.rollback()
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_wal_persists_in_the_file(sqlite_url: str) -> None:
+    """WAL is a property of the database file: a plain sqlite3 connection sees it too."""
+    import sqlite3
+
+    path = sqlite_url.split("///", 1)[1]
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        conn.close()
+
+
+def test_sqlite_every_transaction_begins_immediate(app, client, registered) -> None:  # type: ignore[no-untyped-def]
+    if not app.config["DATABASE_URL"].startswith("sqlite"):
+        pytest.skip("SQLite only")
+    seen: list[str] = []
+    engine = app.extensions["db_engine"]
+
+    def _log(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement.split()[0].upper() if statement.strip() else "")
+
+    event.listen(engine, "before_cursor_execute", _log)
+    try:
+        token = start(client)["token"]
+        trial = current(client, token)["trial"]
+        seen.clear()
+        client.post(f"/api/v1/trials/{trial['id']}/response", json={"choice": 0, "rt_ms": 5}, headers=auth(token))
+    finally:
+        event.remove(engine, "before_cursor_execute", _log)
+    assert seen and seen[0] == "BEGIN"
+    assert "INSERT" in seen
+
+
+def _transactions_during(app: Any, client: Any, call: Any) -> list[list[str]]:
+    """The statements of each transaction the app's engine ran during ``call()``."""
+    engine = app.extensions["db_engine"]
+    txs: list[list[str]] = []
+    current_tx: list[str] = []
+
+    def _begin(conn: Any) -> None:
+        current_tx.clear()
+
+    def _stmt(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        word = statement.split()[0].upper()
+        if word not in ("BEGIN",):
+            current_tx.append(word)
+
+    def _commit(conn: Any) -> None:
+        txs.append(list(current_tx))
+        current_tx.clear()
+
+    event.listen(engine, "begin", _begin)
+    event.listen(engine, "before_cursor_execute", _stmt)
+    event.listen(engine, "commit", _commit)
+    try:
+        call()
+    finally:
+        event.remove(engine, "begin", _begin)
+        event.remove(engine, "before_cursor_execute", _stmt)
+        event.remove(engine, "commit", _commit)
+    return txs
+
+
+def test_one_transaction_per_response(app, client, registered) -> None:  # type: ignore[no-untyped-def]
+    """A stored response is one COMMIT holding the response row and its participant update."""
+    token = start(client)["token"]
+    trial = current(client, token)["trial"]
+    resp_holder: list[Any] = []
+    txs = _transactions_during(app, client, lambda: resp_holder.append(client.post(
+        f"/api/v1/trials/{trial['id']}/response", json={"choice": 1, "rt_ms": 5}, headers=auth(token))))
+    assert resp_holder[0].status_code == 200
+    assert len(txs) == 1, txs
+    assert txs[0].count("INSERT") == 1 and "UPDATE" in txs[0]
+    # a replay and a refused response commit nothing
+    txs = _transactions_during(app, client, lambda: client.post(
+        f"/api/v1/trials/{trial['id']}/response", json={"choice": 0, "rt_ms": 5}, headers=auth(token)))
+    assert txs == []
+    txs = _transactions_during(app, client, lambda: client.post(
+        f"/api/v1/trials/{trial['id'] + 5}/response", json={"choice": 0, "rt_ms": 5}, headers=auth(token)))
+    assert txs == []
+
+
+def test_postgres_commits_are_durable(database_url: str) -> None:
+    """PostgreSQL: fsync on and synchronous_commit on, so a 2xx means the WAL is on disk."""
+    if not database_url.startswith("postgres"):
+        pytest.skip("PostgreSQL only")
+    from study_server.db import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SHOW fsync")).scalar() == "on"
+            assert conn.execute(text("SHOW synchronous_commit")).scalar() in ("on", "remote_write", "remote_apply")
+            assert conn.execute(text("SHOW default_transaction_isolation")).scalar() == "read committed"
+            conn.rollback()
+    finally:
+        engine.dispose()
+
+
+def test_writer_queue_releases_on_process_death(sqlite_url: str, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The opt-in SQLite writer lock is an flock: a killed holder never blocks the next writer."""
+    import os
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("INTERP_STUDY_SQLITE_WRITER_LOCK", "1")
+
+    from study_server.db import make_engine
+
+    code = ("import os,sys; sys.path.insert(0, %r); from study_server.db import make_engine; "
+            "e = make_engine(%r); c = e.connect(); c.exec_driver_sql('SELECT 1'); "
+            "print('locked', flush=True); os.kill(os.getpid(), 9)") % (str(Path(__file__).resolve().parents[2]),
+                                                                      sqlite_url)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ))
+    assert "locked" in proc.stdout and proc.returncode == -9
+    assert Path(sqlite_url.split("///", 1)[1] + ".writelock").exists()
+    engine = make_engine(sqlite_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t_after_kill (x INTEGER)")
+    finally:
+        engine.dispose()
