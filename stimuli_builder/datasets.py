@@ -8,6 +8,7 @@ Everything is drawn from a ``numpy.random.Generator``: the same seed gives the s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
@@ -138,13 +139,22 @@ def to_pil(image: np.ndarray | torch.Tensor) -> Image.Image:
 
 def write_image_folder(folder: str | Path, images: np.ndarray, labels: np.ndarray,
                        class_names: Sequence[str]) -> Path:
-    """Write images as ``folder/<class name>/<index>.png`` (ImageFolder layout)."""
+    """Write images as ``folder/NN_<class_name>/<index>.png`` (ImageFolder layout).
+
+    The ``NN_`` prefix keeps the folders' sorted order equal to the class index order.
+    """
     root = Path(folder)
-    for k, name in enumerate(class_names):
-        (root / name.replace(" ", "_")).mkdir(parents=True, exist_ok=True)
+    folders = [f"{k:02d}_{name.replace(' ', '_')}" for k, name in enumerate(class_names)]
+    for folder_name in folders:
+        (root / folder_name).mkdir(parents=True, exist_ok=True)
     for i, (img, lab) in enumerate(zip(images, labels)):
-        to_pil(img).save(root / class_names[int(lab)].replace(" ", "_") / f"{i:05d}.png")
+        to_pil(img).save(root / folders[int(lab)] / f"{i:05d}.png")
     return root
+
+
+def class_name(folder_name: str) -> str:
+    """Display name of a class folder: a leading 'NN_' order prefix dropped, '_' as spaces."""
+    return re.sub(r"^\d+[_ -]", "", folder_name).replace("_", " ")
 
 
 @dataclass
@@ -165,6 +175,9 @@ class ImageSet:
 def load_image_folder(folder: str | Path, size: int, limit: Optional[int] = None) -> ImageSet:
     """Load an ImageFolder-style directory (``class/xxx.png``; a flat folder is one class).
 
+    Labels follow the sorted folder names (as torchvision's ImageFolder); display names drop
+    a leading ``NN_`` ordering prefix.
+
     Images are converted to RGB, resized (shorter side) and centre-cropped to ``size``.
     Raises :class:`ImageFolderError` for a missing, empty or unreadable folder or file.
     """
@@ -172,7 +185,7 @@ def load_image_folder(folder: str | Path, size: int, limit: Optional[int] = None
     if not root.is_dir():
         raise ImageFolderError(f"image folder '{root}' does not exist or is not a directory")
     subdirs = sorted(p for p in root.iterdir() if p.is_dir())
-    groups = [(d.name.replace("_", " "), d) for d in subdirs] if subdirs else [(root.name, root)]
+    groups = [(class_name(d.name), d) for d in subdirs] if subdirs else [(root.name, root)]
     files: list[tuple[Path, int]] = []
     for k, (_, d) in enumerate(groups):
         files += [(p, k) for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]

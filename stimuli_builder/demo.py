@@ -12,9 +12,11 @@ from .datasets import load_image_folder
 from .demo_world import DEMO_MODEL_SPEC, DemoWorld, DemoWorldParams, build_demo_world
 from .tasks import BuildContext
 
-__all__ = ["build_demo_sets", "demo_world_params", "DEMO_TASKS", "SMALL_SETTINGS", "FULL_SETTINGS"]
+__all__ = ["build_demo_sets", "demo_world_params", "DEMO_TASKS", "ALL_TASKS", "SMALL_SETTINGS", "FULL_SETTINGS"]
 
 DEMO_TASKS = ("unit_prediction", "forward_simulation")
+ALL_TASKS = ("unit_prediction", "forward_simulation", "causal_occlusion", "explanation_faithfulness",
+             "trojan_rediscovery")
 
 # Everything a demo set depends on; the small settings keep tests fast.
 FULL_SETTINGS: dict[str, Any] = {
@@ -22,12 +24,22 @@ FULL_SETTINGS: dict[str, Any] = {
     "unit_prediction": {"layers": ["block3", "block4"], "n_units": 5, "n_refs": 9, "n_fv": 5, "n_pairs": 2,
                         "fv_steps": 256},
     "forward_simulation": {"n_inputs": 24, "ig_steps": 32, "smoothgrad_samples": 16},
+    "causal_occlusion": {"layers": ["block3", "block4"], "n_units": 4, "n_refs": 9, "n_fv": 5, "n_images": 2,
+                         "fv_steps": 256},
+    "explanation_faithfulness": {"n_inputs": 12, "ig_steps": 32, "smoothgrad_samples": 16},
+    "trojan_rediscovery": {"n_distractors": 6, "n_refs": 6, "n_fv": 6, "fv_steps": 256},
 }
 SMALL_SETTINGS: dict[str, Any] = {
     "world": {"n_train": 3000, "n_test": 600, "epochs": 3, "n_folder_images": 360},
     "unit_prediction": {"layers": ["block4"], "n_units": 2, "n_refs": 4, "n_fv": 1, "n_pairs": 1,
                         "fv_steps": 24, "n_practice": 1, "n_catch": 2},
     "forward_simulation": {"n_inputs": 4, "ig_steps": 8, "smoothgrad_samples": 4, "n_practice": 1,
+                           "n_catch": 2},
+    "causal_occlusion": {"layers": ["block4"], "n_units": 2, "n_refs": 4, "n_fv": 1, "n_images": 1,
+                         "fv_steps": 24, "n_practice": 1, "n_catch": 2},
+    "explanation_faithfulness": {"n_inputs": 3, "ig_steps": 8, "smoothgrad_samples": 4, "n_practice": 1,
+                                 "n_catch": 2, "sanity_inputs": 3},
+    "trojan_rediscovery": {"n_distractors": 2, "n_refs": 3, "n_fv": 2, "fv_steps": 24, "n_practice": 1,
                            "n_catch": 2},
 }
 
@@ -55,7 +67,7 @@ def build_demo_sets(out_dir: str | Path, small: bool = False, seed: int = 0, cac
     The world is cached under ``cache_dir`` (default ``$INTERP_STUDY_CACHE`` or
     ``~/.cache/interp-study``).
     """
-    from .tasks import build_task  # local: task registry imports every builder
+    from .tasks import build_task, world_model_kind
 
     say = log or (lambda msg: None)
     settings = SMALL_SETTINGS if small else FULL_SETTINGS
@@ -68,7 +80,7 @@ def build_demo_sets(out_dir: str | Path, small: bool = False, seed: int = 0, cac
         folders: dict[str, Path] = {}
         for task in tasks:
             folder = out / task
-            ctx = _context(world, folder, seed, progress)
+            ctx = _context(world, folder, seed, progress, world_model_kind(task))
             build_task(task, ctx, world=world, name=f"demo-{task.replace('_', '-')}", **settings.get(task, {}))
             folders[task] = folder
             say(f"{task}: {folder}")

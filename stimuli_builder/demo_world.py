@@ -30,7 +30,7 @@ __all__ = ["DemoNet", "demo_net", "DemoWorldParams", "DemoWorld", "build_demo_wo
            "DEMO_MODEL_SPEC"]
 
 DEMO_MODEL_SPEC = "stimuli_builder.demo_world:demo_net"
-_WORLD_VERSION = 2
+_WORLD_VERSION = 3
 
 
 def cache_root() -> Path:
@@ -125,6 +125,13 @@ class DemoWorld:
         from .models import load_model
 
         return load_model(DEMO_MODEL_SPEC, self.weights(kind), device=device)
+
+    def trigger(self) -> np.ndarray:
+        """The planted trigger patch (3, p, p) in [0, 1]."""
+        path = self.root / "trigger.npy"
+        if not path.is_file():
+            raise ModelError(f"the demo world at {self.root} has no trojan")
+        return np.load(path)
 
     def test_set(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The held-out images and labels (regenerated from the seed)."""

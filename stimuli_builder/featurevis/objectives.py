@@ -71,14 +71,20 @@ def unit_objectives(units: Sequence[tuple[str, int]], signs: Sequence[float] | N
 
 
 def diversity(layer: str, groups: Sequence[int]) -> Objective:
-    """Penalise similar Gram matrices of ``layer`` among images sharing a group id (lucid)."""
+    """Penalise similar Gram matrices of ``layer`` among images sharing a group id (lucid).
+
+    For a layer without spatial dimensions the activation vectors are compared instead.
+    """
     group = torch.tensor(list(groups))
 
     def fn(acts: Acts) -> torch.Tensor:
         a = acts[layer]
-        flat = a.flatten(2)
-        gram = F.normalize(torch.bmm(flat, flat.transpose(1, 2)).flatten(1), dim=1)
-        sim = gram @ gram.t()
+        if a.ndim > 2:
+            flat = a.flatten(2)
+            feats = F.normalize(torch.bmm(flat, flat.transpose(1, 2)).flatten(1), dim=1)
+        else:  # no spatial dimensions: compare the activation vectors themselves
+            feats = F.normalize(a, dim=1)
+        sim = feats @ feats.t()
         g = group.to(a.device)
         same = (g[:, None] == g[None, :]) & ~torch.eye(len(g), dtype=torch.bool, device=a.device)
         count = same.sum(1).clamp(min=1)

@@ -12,12 +12,15 @@ from typing import Any, Optional
 from ..manifest import Manifest
 from .common import BuildContext
 
-__all__ = ["BuildContext", "TASKS", "build_task"]
+__all__ = ["BuildContext", "TASKS", "build_task", "world_model_kind", "world_params"]
 
 # task name -> (module, builder function)
 TASKS: dict[str, tuple[str, str]] = {
     "unit_prediction": ("unit_prediction", "build_unit_prediction"),
     "forward_simulation": ("forward_simulation", "build_forward_simulation"),
+    "causal_occlusion": ("causal_occlusion", "build_causal_occlusion"),
+    "explanation_faithfulness": ("faithfulness", "build_explanation_faithfulness"),
+    "trojan_rediscovery": ("trojan", "build_trojan_rediscovery"),
 }
 
 
@@ -27,8 +30,21 @@ def build_task(task: str, ctx: BuildContext, world: Optional[Any] = None, **para
         raise ValueError(f"unknown task '{task}'; choose from {', '.join(TASKS)}")
     module_name, fn_name = TASKS[task]
     module = importlib.import_module(f"{__name__}.{module_name}")
-    needs = getattr(module, "WORLD_MODELS", {})
-    for param, kind in needs.items():
-        if world is not None and param not in params:
-            params[param] = world.load(kind) if kind != "trigger" else world.trigger()
+    if world is not None:
+        for param, value in world_params(task, world).items():
+            params.setdefault(param, value)
     return getattr(module, fn_name)(ctx, **params)
+
+
+def world_model_kind(task: str) -> str:
+    """Which demo-world model a task explains: the trojaned one for trojan_rediscovery."""
+    return "trojan" if task == "trojan_rediscovery" else "clean"
+
+
+def world_params(task: str, world: Any) -> dict[str, Any]:
+    """Parameters a demo world supplies: the label-permuted model, the trigger and its class."""
+    if task in ("forward_simulation", "explanation_faithfulness") and world.params.permuted:
+        return {"permuted_model": world.load("permuted")}
+    if task == "trojan_rediscovery":
+        return {"trigger": world.trigger(), "target_class": world.params.trojan_target}
+    return {}

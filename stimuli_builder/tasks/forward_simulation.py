@@ -22,9 +22,8 @@ from ..manifest import Condition, ImageGroup, Manifest, Option
 from .common import BuildContext, SetWriter, make_item
 from .explanations import compute_maps, display_scale, fully_randomized, method_functions, run_sanity_check
 
-__all__ = ["build_forward_simulation", "WORLD_MODELS", "DEFAULT_METHODS"]
+__all__ = ["build_forward_simulation", "DEFAULT_METHODS"]
 
-WORLD_MODELS = {"permuted_model": "permuted"}
 DEFAULT_METHODS = ("gradient", "smoothgrad", "integrated_gradients", "gradcam", "occlusion")
 PROMPT = "Which class did the model predict for this image?"
 BASELINES = ("none", "edge", "random_map")

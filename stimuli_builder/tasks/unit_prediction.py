@@ -11,35 +11,18 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
-import torch
+import numpy as np
 
-from ..exemplars import LayerExemplars, mine
-from ..featurevis import render
+from ..exemplars import LayerExemplars
 from ..featurevis.render import DEFAULTS as FV_DEFAULTS
-from ..manifest import Condition, ImageGroup, Manifest, Option
-from ..models import check_units
-from .common import BuildContext, SetWriter, choose_units, make_item
+from ..manifest import ImageGroup, Item, Manifest, Option
+from .common import BuildContext, SetWriter, make_item
+from .references import UNIT_CONDITIONS, UnitReferences, unit_activations, unit_conditions
 
 __all__ = ["build_unit_prediction", "CONDITIONS"]
 
-CONDITIONS = ("feature_vis", "natural", "none")
+CONDITIONS = UNIT_CONDITIONS
 PROMPT = "Which image makes the unit respond more strongly?"
-_DESCRIPTIONS = {
-    "feature_vis": "Synthetic images optimized to drive the unit up (strongly) or down (weakly).",
-    "natural": "Natural images from the dataset that drive the unit most and least.",
-    "none": "No reference images: the participant guesses from the queries alone.",
-}
-
-
-def _conditions(names: Sequence[str]) -> list[Condition]:
-    out = []
-    for name in names:
-        if name == "feature_vis":
-            out.append(Condition(name=name, role="method", baselines=[n for n in ("natural", "none") if n in names],
-                                 description=_DESCRIPTIONS[name]))
-        else:
-            out.append(Condition(name=name, role="baseline", description=_DESCRIPTIONS[name]))
-    return out
 
 
 def _pairs(ex: LayerExemplars, channel: int, n: int, quantiles: tuple[float, float],
@@ -51,12 +34,25 @@ def _pairs(ex: LayerExemplars, channel: int, n: int, quantiles: tuple[float, flo
     return [(highs[i % len(highs)], lows[i % len(lows)]) for i in range(n)]
 
 
-def build_unit_prediction(ctx: BuildContext, layers: Sequence[str], units: Optional[Sequence[tuple[str, int]]] = None,
-                          n_units: int = 6, n_refs: int = 9, n_fv: int = 9, n_pairs: int = 2,
-                          quantiles: tuple[float, float] = (0.1, 0.9), n_practice: int = 2, n_catch: int = 4,
-                          conditions: Sequence[str] = CONDITIONS, fv_steps: int = FV_DEFAULTS["steps"],
-                          fv_size: Optional[int] = None, name: str = "unit-prediction",
-                          **fv_params: Any) -> Manifest:
+def _item(ctx: BuildContext, out: SetWriter, rng: np.random.Generator, item_id: str, cond: str, layer: str,
+          channel: int, hi: int, lo: int, context: list[ImageGroup], kind: str,
+          quantiles: tuple[float, float]) -> Item:
+    act = unit_activations(ctx, layer, channel, ctx.images.images[[hi, lo]])
+    flip = bool(rng.random() < 0.5)
+    order, acts = ([lo, hi], [act[1], act[0]]) if flip else ([hi, lo], act)
+    correct = int(np.argmax(acts))  # the option that drives the unit more
+    return make_item(id=item_id, condition=cond, family=f"{layer}:{channel}", prompt=PROMPT, context=context,
+                     options=[Option(image=out.image(ctx.images.images[i])) for i in order], correct=correct,
+                     meta={"layer": layer, "channel": channel, "kind": kind, "image_index": order,
+                           "activation": acts, "quantiles": list(quantiles)})
+
+
+def build_unit_prediction(ctx: BuildContext, layers: Sequence[str] = (),
+                          units: Optional[Sequence[tuple[str, int]]] = None, n_units: int = 6, n_refs: int = 9,
+                          n_fv: int = 9, n_pairs: int = 2, quantiles: tuple[float, float] = (0.1, 0.9),
+                          n_practice: int = 2, n_catch: int = 4, conditions: Sequence[str] = CONDITIONS,
+                          fv_steps: int = FV_DEFAULTS["steps"], fv_size: Optional[int] = None,
+                          name: str = "unit-prediction", **fv_params: Any) -> Manifest:
     """Build a ``unit_prediction`` stimulus set in ``ctx.out_dir``; return its manifest.
 
     ``units`` (layer, channel) pairs, or ``n_units`` random live channels per layer.
@@ -64,103 +60,36 @@ def build_unit_prediction(ctx: BuildContext, layers: Sequence[str], units: Optio
     ("Strongly activating" / "Weakly activating"); ``n_pairs`` query pairs per unit and
     condition, drawn near ``quantiles``. Extra keywords go to :func:`featurevis.render`.
     """
-    bad = set(conditions) - set(CONDITIONS)
-    if bad:
-        raise ValueError(f"unknown unit_prediction condition(s) {sorted(bad)}; choose from {CONDITIONS}")
-    if not layers and not units:
-        raise ValueError("give at least one layer or unit")
-    size = int(ctx.images.images.shape[-1])
-    layers = sorted({u[0] for u in units}) if units else list(layers)
-    check_units(ctx.model, list(units) if units else [(l, 0) for l in layers], size)
-    ex = mine(ctx.model, ctx.images.images, layers, k=n_refs + 1, seed=ctx.seed, progress=ctx.progress)
-    rng = ctx.rng(1)
-    main = list(units) if units else choose_units(ex, layers, n_units, rng)
-    practice = choose_units(ex, layers[:1], n_practice, rng, exclude=main) if n_practice else []
-    fv_size = fv_size or size
-
-    fv_images: dict[tuple[str, int, int], list[torch.Tensor]] = {}
-    fv_prov: dict[str, Any] = {}
-    if "feature_vis" in conditions and n_fv > 0:
-        requests = [(l, c, s) for (l, c) in main for s in (1, -1) for _ in range(n_fv)]
-        fv_params.setdefault("diversity", 0.1 if n_fv > 1 else 0.0)
-        result = render(ctx.model, requests, size=fv_size, steps=fv_steps, seed=ctx.seed, progress=ctx.progress,
-                        **fv_params)
-        for (l, c, s), img in zip(requests, result.images):
-            fv_images.setdefault((l, c, s), []).append(img)
-        fv_prov = result.provenance
-        fv_prov.pop("units", None)
-
+    conds = unit_conditions(conditions)
     out = SetWriter(ctx.out_dir)
-    image = lambda idx: out.image(ctx.images.images[idx])  # noqa: E731
-
-    def natural_context(layer: str, channel: int) -> list[ImageGroup]:
-        e = ex[layer]
-        return [ImageGroup(label="Strongly activating", images=[image(int(i)) for i in e.top_index[channel, :n_refs]]),
-                ImageGroup(label="Weakly activating", images=[image(int(i)) for i in e.bottom_index[channel, :n_refs]])]
-
-    def context(cond: str, layer: str, channel: int) -> list[ImageGroup]:
-        if cond == "natural":
-            return natural_context(layer, channel)
-        if cond == "feature_vis":
-            return [ImageGroup(label="Strongly activating", images=[out.image(t) for t in fv_images[(layer, channel, 1)]]),
-                    ImageGroup(label="Weakly activating", images=[out.image(t) for t in fv_images[(layer, channel, -1)]])]
-        return []
-
-    def item(item_id: str, cond: str, layer: str, channel: int, hi: int, lo: int, ctx_groups: list[ImageGroup],
-             kind: str) -> Any:
-        e = ex[layer]
-        act = _activations(ctx, layer, channel, [hi, lo])
-        flip = bool(rng.random() < 0.5)
-        order = [lo, hi] if flip else [hi, lo]
-        acts = [act[1], act[0]] if flip else [act[0], act[1]]
-        return make_item(id=item_id, condition=cond, family=f"{layer}:{channel}", prompt=PROMPT, context=ctx_groups,
-                         options=[Option(image=image(i)) for i in order], correct=int(flip),
-                         meta={"layer": layer, "channel": channel, "kind": kind, "image_index": order,
-                               "activation": acts, "quantiles": list(quantiles),
-                               "reference_range": [float(e.bottom_value[channel, 0]), float(e.top_value[channel, 0])]})
-
+    refs = UnitReferences(ctx, out, layers, units, n_units, n_refs, n_fv, n_practice, conditions, fv_steps,
+                          fv_size, **fv_params)
+    rng = ctx.rng(3)
     items = []
-    for layer, channel in main:
-        e = ex[layer]
-        refs = set(e.top_index[channel].tolist()) | set(e.bottom_index[channel].tolist())
-        pairs = _pairs(e, channel, n_pairs * len(conditions), quantiles, refs)
+    for layer, channel in refs.units:
+        ex = refs.exemplars[layer]
+        pairs = _pairs(ex, channel, n_pairs * len(conditions), quantiles, refs.reference_indices(layer, channel))
         for ci, cond in enumerate(conditions):
             for j in range(n_pairs):
                 hi, lo = pairs[ci * n_pairs + j]
-                items.append(item(f"{layer}:{channel}/{cond}/{j}", cond, layer, channel, hi, lo,
-                                  context(cond, layer, channel), "main"))
-    practice_items = []
-    for layer, channel in practice:
-        e = ex[layer]
-        hi, lo = int(e.top_index[channel, n_refs]), int(e.bottom_index[channel, n_refs])
-        practice_items.append(item(f"practice/{layer}:{channel}", "natural", layer, channel, hi, lo,
-                                   natural_context(layer, channel), "practice"))
-    catch_items = []
-    for n in range(n_catch):
-        layer, channel = main[n % len(main)]
-        e = ex[layer]
-        hi, lo = int(e.top_index[channel, 0]), int(e.bottom_index[channel, 0])
-        catch_items.append(item(f"catch/{layer}:{channel}/{n}", "natural", layer, channel, hi, lo,
-                                natural_context(layer, channel), "catch"))
-
-    params = {"layers": list(layers), "units": [list(u) for u in main], "practice_units": [list(u) for u in practice],
-              "n_refs": n_refs, "n_fv": n_fv, "n_pairs": n_pairs, "quantiles": list(quantiles),
-              "conditions": list(conditions), "activation": "spatial mean of the channel",
-              "exemplars": {"method": "streaming top-k/bottom-k + reservoir quantiles", "k": n_refs + 1,
-                            "n_images": ex[layers[0]].n_images, "reservoir": 10_000},
-              "feature_vis": fv_prov}
-    manifest = Manifest(name=name, task="unit_prediction", conditions=_conditions(list(conditions)), items=items,
-                        practice_items=practice_items, catch_items=catch_items,
-                        description="Which of two images drives the unit more, given references.",
+                items.append(_item(ctx, out, rng, f"{layer}:{channel}/{cond}/{j}", cond, layer, channel, hi, lo,
+                                   refs.context(cond, layer, channel), "main", quantiles))
+    practice = []
+    for layer, channel in refs.practice:  # easy: the spare (k+1)-th best against the (k+1)-th worst
+        ex = refs.exemplars[layer]
+        hi, lo = int(ex.top_index[channel, n_refs]), int(ex.bottom_index[channel, n_refs])
+        practice.append(_item(ctx, out, rng, f"practice/{layer}:{channel}", "natural", layer, channel, hi, lo,
+                              refs.natural(layer, channel), "practice", quantiles))
+    catch = []
+    for n in range(n_catch):  # obvious: the strongest reference itself against the weakest
+        layer, channel = refs.units[n % len(refs.units)]
+        ex = refs.exemplars[layer]
+        hi, lo = int(ex.top_index[channel, 0]), int(ex.bottom_index[channel, 0])
+        catch.append(_item(ctx, out, rng, f"catch/{layer}:{channel}/{n}", "natural", layer, channel, hi, lo,
+                           refs.natural(layer, channel), "catch", quantiles))
+    params = {**refs.provenance(), "n_fv": n_fv, "n_pairs": n_pairs, "quantiles": list(quantiles),
+              "conditions": list(conditions), "queries": "images nearest the quantiles, never references"}
+    manifest = Manifest(name=name, task="unit_prediction", conditions=conds, items=items, practice_items=practice,
+                        catch_items=catch, description="Which of two images drives the unit more, given references?",
                         provenance=ctx.provenance("unit_prediction", **params))
     return out.finish(manifest)
-
-
-@torch.no_grad()
-def _activations(ctx: BuildContext, layer: str, channel: int, indices: list[int]) -> list[float]:
-    from ..exemplars import spatial_mean
-    from ..models import record_layers
-
-    with record_layers(ctx.model, [layer], transform=spatial_mean) as acts:
-        ctx.model(ctx.images.images[indices].to(ctx.device))
-    return [float(v) for v in acts[layer][:, channel]]

@@ -48,8 +48,10 @@ def demo_images(demo_world: DemoWorld):
 
 @pytest.fixture(scope="session")
 def demo_sets(demo_world: DemoWorld, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The small demo stimulus sets built by ``build_demo_sets``."""
-    return build_demo_sets(tmp_path_factory.mktemp("demo-sets"), small=True, cache_dir=cache_dir)
+    """The small demo stimulus sets of every task, built by ``build_demo_sets``."""
+    from stimuli_builder.demo import ALL_TASKS
+
+    return build_demo_sets(tmp_path_factory.mktemp("demo-sets"), small=True, cache_dir=cache_dir, tasks=ALL_TASKS)
 
 
 def seeded_resnet18(seed: int = 0):
