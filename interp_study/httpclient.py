@@ -20,6 +20,8 @@ class TrialView:
     data: dict[str, Any]
     item: Optional[Item] = None
     correct_side: Optional[int] = None
+    item_kind: Optional[str] = None  # main, practice or catch, from the answer key
+
 
     @property
     def id(self) -> int:
@@ -27,7 +29,8 @@ class TrialView:
 
     @property
     def kind(self) -> str:
-        return str(self.data["kind"])
+        """The trial's kind; catch trials are served as 'main', so the answer key tells them apart."""
+        return self.item_kind or str(self.data["kind"])
 
 
 @dataclass
@@ -57,7 +60,9 @@ class ManifestOracle:
     def __init__(self, stimuli_dir: str | Path) -> None:
         self.manifest = load_manifest(stimuli_dir, check_images=False)
         self.by_options: dict[tuple[str, ...], list[Item]] = {}
-        for _kind, item in self.manifest.all_items():
+        self.kind_of: dict[str, str] = {}
+        for kind, item in self.manifest.all_items():
+            self.kind_of[item.id] = kind
             key = tuple(sorted(self._opt(o) for o in item.options))
             self.by_options.setdefault(key, []).append(item)
 
@@ -126,6 +131,8 @@ class ApiParticipant:
             view = TrialView(data["trial"])
             if oracle is not None:
                 view.item, view.correct_side = oracle.lookup(view.data)
+                if view.item is not None:
+                    view.item_kind = oracle.kind_of[view.item.id]
             choice, rt = policy(view)
             resp = self.answer(view.id, choice, rt)
             reply = resp.json() if resp.content else {}

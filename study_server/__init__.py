@@ -58,6 +58,9 @@ def create_app(test_config: Optional[Mapping[str, Any]] = None) -> Flask:
     from . import db, http
 
     db.init_app(app)
+    from .services.cache import ItemCache
+
+    app.extensions["item_cache"] = ItemCache()
     http.init_app(app)
 
     from .api import bp as api_bp

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .config_schema import ExperimentConfig
 from .db import get_session
 from .errors import BadRequest, Forbidden
-from .models import Item, Participant, Trial
+from .models import Participant
 from .services import participants as svc
+from .services.cache import ItemCache, ItemView, config_of
 from .services.experiments import latest_experiment
 from .services.recruitment import Completion, check_startable, completion_for, external_id_of, recorded_params
 
@@ -70,22 +71,27 @@ def _image_url(experiment_id: int, path: str) -> str:
     return url_for("pages.media", experiment_id=experiment_id, filename=path)
 
 
-def _option_payload(experiment_id: int, option: dict[str, Any]) -> dict[str, str]:
-    if "image" in option:
-        return {"image": _image_url(experiment_id, option["image"])}
-    return {"text": option["text"]}
+def _items() -> ItemCache:
+    return current_app.extensions["item_cache"]
 
 
-def trial_payload(trial: Trial, item: Item, experiment_id: int, total: int) -> dict[str, Any]:
-    """What the client sees of a trial: nothing that says which option is correct."""
-    left = item.options[trial.left_option]
-    right = item.options[1 - trial.left_option]
+def trial_payload(state: svc.TrialState, item: ItemView, experiment_id: int, total: int) -> dict[str, Any]:
+    """What the client sees of a trial: nothing that says which option is correct.
+
+    Catch trials are served as ``main`` so that an attention check does not announce itself.
+    """
+
+    def option(o: tuple[str, str]) -> dict[str, str]:
+        return {"image": _image_url(experiment_id, o[1])} if o[0] == "image" else {"text": o[1]}
+
+    left, right = item.options[state.left_option], item.options[1 - state.left_option]
     return {
-        "id": trial.id, "position": trial.position, "total": total, "kind": trial.kind, "block": trial.block,
+        "id": state.id, "position": state.position, "total": total,
+        "kind": "practice" if state.kind == "practice" else "main", "block": state.block,
         "prompt": item.prompt,
-        "context": [{"label": g["label"], "images": [_image_url(experiment_id, p) for p in g["images"]]}
-                    for g in item.context],
-        "options": [_option_payload(experiment_id, left), _option_payload(experiment_id, right)],
+        "context": [{"label": label, "images": [_image_url(experiment_id, p) for p in images]}
+                    for label, images in item.context],
+        "options": [option(left), option(right)],
     }
 
 
@@ -112,7 +118,7 @@ def start(slug: str) -> tuple[Response, int]:
         raise Forbidden("pilot: only a logged-in researcher can start pilot participants", code="pilot_forbidden")
     session = get_session()
     exp = latest_experiment(session, slug)
-    cfg = ExperimentConfig.model_validate(exp.config)
+    cfg = config_of(exp)
     params = recorded_params(cfg, body.params)
     check_startable(cfg, params)
     external_id = body.external_id or external_id_of(cfg, params)
@@ -128,20 +134,19 @@ def start(slug: str) -> tuple[Response, int]:
 def get_trial() -> Response:
     session = get_session()
     participant = _participant()
-    trial = svc.current_trial(session, participant)
-    if trial is None:
-        cfg = ExperimentConfig.model_validate(participant.experiment.config)
+    sched = svc.schedule_of(session, participant)
+    state = sched.current()
+    if state is None:
+        cfg = config_of(participant.experiment)
         return jsonify({"trial": None, "finished": True, **completion(cfg, participant).as_json()})
-    answered, total = svc.progress(session, participant)
-    item = trial.item
-    payload = trial_payload(trial, item, participant.experiment_id, total)
-    nxt = session.query(Trial).filter(Trial.participant_id == participant.id,
-                                      Trial.position == trial.position + 1).first()
+    nxt = sched.after(state)
+    items = _items().get_many(session, [state.item_id] + ([nxt.item_id] if nxt else []))
+    payload = trial_payload(state, items[state.item_id], participant.experiment_id, sched.total)
     preload: list[str] = []
     if nxt is not None:
-        preload = sorted({_image_url(participant.experiment_id, p) for p in nxt.item.image_paths_json()})
-    svc.mark_shown(session, participant, trial)
-    return jsonify({"trial": payload, "preload": preload, "answered": answered})
+        preload = sorted({_image_url(participant.experiment_id, p) for p in items[nxt.item_id].image_paths()})
+    svc.mark_shown(session, participant, state)
+    return jsonify({"trial": payload, "preload": preload, "answered": sched.answered})
 
 
 @bp.post("/trials/<int:trial_id>/response")
@@ -149,7 +154,8 @@ def post_response(trial_id: int) -> Response:
     participant = _participant()
     body = _json_body(ResponseBody)
     session = get_session()
-    result = svc.record_response(session, participant, trial_id, body.choice, body.rt_ms, body.confidence)
+    result = svc.record_response(session, participant, trial_id, body.choice, body.rt_ms, body.confidence,
+                                 items=_items())
     payload: dict[str, Any] = {"stored": True, "duplicate": result.duplicate}
     if result.kind == "practice":
         payload["feedback"] = {"correct": result.correct}

@@ -10,18 +10,20 @@ from typing import Any, Optional
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from ..config_schema import ExperimentConfig
 from ..errors import Conflict, NotFound, Unauthorized
-from ..models import Event, Experiment, Item, Participant, Response, Trial, utcnow
+from ..models import Event, Experiment, Participant, Response, Trial, utcnow
+from .cache import ItemCache, config_of
 from .experiments import item_refs
 from .returns import return_action
 from .scheduling import build_schedule, participant_seed
 
 __all__ = ["start_participant", "participant_for_token", "current_trial", "record_response", "record_event",
            "hash_token", "Started", "ResponseResult", "progress", "decline", "expire_stale",
-           "restart_participant", "ACTIVE", "ENDED", "any_trial_shown"]
+           "restart_participant", "ACTIVE", "ENDED", "any_trial_shown", "schedule_of", "Schedule", "TrialState",
+           "mark_shown"]
 
 ACTIVE = ("started", "finished")  # statuses that hold a slot of their condition
 ENDED = ("timed_out", "declined", "refused", "restarted")  # statuses whose token no longer works
@@ -89,7 +91,7 @@ def start_participant(session: Session, exp: Experiment, external_id: Optional[s
     A returning external id is resumed, restarted or refused as ``return_action`` decides;
     it is never counted twice, also when two requests with the same id race each other.
     """
-    cfg = ExperimentConfig.model_validate(exp.config)
+    cfg = config_of(exp)
     if exp.status != "live" and not pilot:
         raise Conflict(f"this study is {exp.status} and takes no new participants", code=f"study_{exp.status}")
     exp = _lock_experiment(session, exp.id)
@@ -159,7 +161,7 @@ def restart_participant(session: Session, exp: Experiment, old: Participant,
     if old.status != "started":
         session.rollback()
         raise Conflict(f"this participation cannot restart ({old.status})", code="participation_ended")
-    cfg = ExperimentConfig.model_validate(exp.config)
+    cfg = config_of(exp)
     old.status = "restarted"
     session.flush()
     participant, token = _create(session, exp, cfg, exp.n_participants + 1, old.between_condition, old.external_id,
@@ -181,9 +183,11 @@ def decline(session: Session, exp: Experiment) -> None:
 
 
 def participant_for_token(session: Session, token: Optional[str]) -> Participant:
+    """The participant holding ``token`` (with its experiment, in one query)."""
     if not token:
         raise Unauthorized("missing token: send 'Authorization: Bearer <token>'", code="missing_token")
-    participant = session.scalars(select(Participant).where(Participant.token_hash == hash_token(token))).first()
+    participant = session.scalars(select(Participant).options(joinedload(Participant.experiment))
+                                  .where(Participant.token_hash == hash_token(token))).first()
     if participant is None:
         raise Unauthorized("unknown or expired token", code="bad_token")
     if participant.status in ENDED:
@@ -196,7 +200,7 @@ def participant_for_token(session: Session, token: Optional[str]) -> Participant
 
 
 def _idle_too_long(participant: Participant) -> bool:
-    cfg = ExperimentConfig.model_validate(participant.experiment.config)
+    cfg = config_of(participant.experiment)
     last = aware(participant.last_seen_at)
     return last is not None and utcnow() - last > dt.timedelta(minutes=cfg.timing.session_timeout_minutes)
 
@@ -207,19 +211,72 @@ def any_trial_shown(session: Session, participant: Participant) -> bool:
                                                  Trial.shown_at.is_not(None)).limit(1)) is not None
 
 
+@dataclass(frozen=True)
+class TrialState:
+    """One scheduled trial and whether it has a response (what the hot path needs)."""
+
+    id: int
+    position: int
+    block: int
+    kind: str
+    item_id: int
+    left_option: int
+    shown_at: Optional[dt.datetime]
+    response_id: Optional[int]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A participant's trials in position order, from one query."""
+
+    trials: list[TrialState]
+
+    @property
+    def total(self) -> int:
+        return len(self.trials)
+
+    @property
+    def answered(self) -> int:
+        return sum(1 for t in self.trials if t.response_id is not None)
+
+    def current_index(self) -> Optional[int]:
+        for i, t in enumerate(self.trials):
+            if t.response_id is None:
+                return i
+        return None
+
+    def current(self) -> Optional[TrialState]:
+        i = self.current_index()
+        return None if i is None else self.trials[i]
+
+    def after(self, state: TrialState) -> Optional[TrialState]:
+        i = self.trials.index(state)
+        return self.trials[i + 1] if i + 1 < len(self.trials) else None
+
+    def by_id(self, trial_id: int) -> Optional[TrialState]:
+        return next((t for t in self.trials if t.id == trial_id), None)
+
+
+def schedule_of(session: Session, participant: Participant) -> Schedule:
+    """Every trial of ``participant`` with its response id (None when unanswered)."""
+    rows = session.execute(select(Trial.id, Trial.position, Trial.block, Trial.kind, Trial.item_id, Trial.left_option,
+                                  Trial.shown_at, Response.id.label("response_id"))
+                           .outerjoin(Response, Response.trial_id == Trial.id)
+                           .where(Trial.participant_id == participant.id)
+                           .order_by(Trial.position)).all()
+    return Schedule([TrialState(*row) for row in rows])
+
+
 def current_trial(session: Session, participant: Participant) -> Optional[Trial]:
     """The first unanswered trial in position order, or None when all are answered."""
-    return session.scalars(select(Trial).outerjoin(Response, Response.trial_id == Trial.id)
-                           .where(Trial.participant_id == participant.id, Response.id.is_(None))
-                           .order_by(Trial.position).limit(1)).first()
+    state = schedule_of(session, participant).current()
+    return None if state is None else session.get(Trial, state.id)
 
 
 def progress(session: Session, participant: Participant) -> tuple[int, int]:
     """(answered, total) trials."""
-    total = session.scalar(select(func.count(Trial.id)).where(Trial.participant_id == participant.id)) or 0
-    answered = session.scalar(select(func.count(Response.id)).join(Trial, Trial.id == Response.trial_id)
-                              .where(Trial.participant_id == participant.id)) or 0
-    return answered, total
+    sched = schedule_of(session, participant)
+    return sched.answered, sched.total
 
 
 @dataclass
@@ -230,59 +287,60 @@ class ResponseResult:
     finished: bool
 
 
-def _existing_result(session: Session, trial: Trial) -> ResponseResult:
-    resp = session.scalars(select(Response).where(Response.trial_id == trial.id)).one()
-    return ResponseResult(duplicate=True, correct=resp.correct, kind=trial.kind, finished=False)
+def _existing_result(session: Session, state: TrialState) -> ResponseResult:
+    correct = session.scalar(select(Response.correct).where(Response.trial_id == state.id))
+    return ResponseResult(duplicate=True, correct=bool(correct), kind=state.kind, finished=False)
 
 
 def record_response(session: Session, participant: Participant, trial_id: int, choice: int,
-                    rt_ms: Optional[float], confidence: Optional[int] = None) -> ResponseResult:
-    """Store one response; the same trial again returns the first result and writes nothing."""
-    trial = session.get(Trial, trial_id)
-    if trial is None or trial.participant_id != participant.id:
+                    rt_ms: Optional[float], confidence: Optional[int] = None,
+                    items: Optional[ItemCache] = None) -> ResponseResult:
+    """Store one response; the same trial again returns the first result and writes nothing.
+
+    One read of the participant's schedule decides everything (unknown trial, replay, not
+    current, last trial); the insert, the trial's ``shown_at`` and the participant's status
+    are written in one transaction. A concurrent duplicate loses on the unique constraint
+    and gets the first result.
+    """
+    sched = schedule_of(session, participant)
+    state = sched.by_id(trial_id)
+    if state is None:
         raise NotFound(f"no trial {trial_id} for this participant", code="unknown_trial")
-    if session.scalar(select(Response.id).where(Response.trial_id == trial.id)) is not None:
-        result = _existing_result(session, trial)
+    if state.response_id is not None:
+        result = _existing_result(session, state)
         session.rollback()
         return result
-    current = current_trial(session, participant)
-    if current is None or current.id != trial.id:
-        # a concurrent duplicate may have committed this trial's response between the two reads
-        if session.scalar(select(Response.id).where(Response.trial_id == trial.id)) is not None:
-            result = _existing_result(session, trial)
-            session.rollback()
-            return result
+    current = sched.current()
+    if current is None or current.id != state.id:
         session.rollback()
         expected = None if current is None else current.id
         raise Conflict(f"trial {trial_id} is not the current trial (current: {expected})", code="not_current")
-    correct_side = 0 if trial.left_option == trial.item.correct else 1
-    last = session.scalar(select(func.max(Trial.position)).where(Trial.participant_id == participant.id))
-    finished = last == trial.position
+    item = (items or ItemCache()).get(session, state.item_id)
+    correct_side = 0 if state.left_option == item.correct else 1
+    finished = sched.after(state) is None
     now = utcnow()
-    # no query may run between add() and commit(): an autoflush would raise the unique-constraint
-    # violation of a concurrent duplicate outside the try below
-    session.add(Response(trial_id=trial.id, chosen_side=choice, correct=(choice == correct_side), rt_ms=rt_ms,
-                         confidence=confidence, answered_at=now))
-    if trial.shown_at is None:
-        trial.shown_at = now
-    participant.last_seen_at = now
-    if finished:
-        participant.status = "finished"
-        participant.finished_at = now
     try:
+        session.add(Response(trial_id=state.id, chosen_side=choice, correct=(choice == correct_side), rt_ms=rt_ms,
+                             confidence=confidence, answered_at=now))
+        if state.shown_at is None:
+            session.execute(update(Trial).where(Trial.id == state.id).values(shown_at=now))
+        participant.last_seen_at = now
+        if finished:
+            participant.status = "finished"
+            participant.finished_at = now
         session.commit()
     except IntegrityError:
         session.rollback()
-        return _existing_result(session, trial)
-    return ResponseResult(duplicate=False, correct=(choice == correct_side), kind=trial.kind, finished=finished)
+        return _existing_result(session, state)
+    return ResponseResult(duplicate=False, correct=(choice == correct_side), kind=state.kind, finished=finished)
 
 
-def mark_shown(session: Session, participant: Participant, trial: Trial) -> None:
-    """Record when a trial was first served (the page measures RT itself)."""
+def mark_shown(session: Session, participant: Participant, state: TrialState) -> None:
+    """Record when a trial was first served (the page measures RT itself) and that the participant is active."""
     now = utcnow()
     changed = False
-    if trial.shown_at is None:
-        trial.shown_at = now
+    if state.shown_at is None:
+        session.execute(update(Trial).where(Trial.id == state.id, Trial.shown_at.is_(None)).values(shown_at=now))
         changed = True
     last = aware(participant.last_seen_at)
     if last is None or (now - last).total_seconds() > 30:
@@ -302,5 +360,3 @@ def record_event(session: Session, participant: Participant, type_: str, trial_i
     session.commit()
 
 
-def trial_item(session: Session, trial: Trial) -> Item:
-    return trial.item
