@@ -11,19 +11,33 @@ from sqlalchemy import event, text
 from .conftest import auth, current, start
 
 
-def test_sqlite_runs_in_wal_with_synchronous_full(sqlite_url: str) -> None:
+@pytest.mark.parametrize("env, level", [(None, 1), ("FULL", 2), ("extra", 3)])  # 1 NORMAL, 2 FULL, 3 EXTRA
+def test_sqlite_runs_in_wal_with_its_synchronous_level(sqlite_url: str, monkeypatch: pytest.MonkeyPatch,
+                                                       env: str | None, level: int) -> None:
     from study_server.db import make_engine
 
+    if env is None:
+        monkeypatch.delenv("INTERP_STUDY_SQLITE_SYNCHRONOUS", raising=False)
+    else:
+        monkeypatch.setenv("INTERP_STUDY_SQLITE_SYNCHRONOUS", env)
     engine = make_engine(sqlite_url)
     try:
         with engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # 2 = FULL
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == level
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
             conn.rollback()
     finally:
         engine.dispose()
+
+
+def test_sqlite_synchronous_off_is_refused(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from study_server.db import make_engine
+
+    monkeypatch.setenv("INTERP_STUDY_SQLITE_SYNCHRONOUS", "OFF")
+    with pytest.raises(ValueError, match="INTERP_STUDY_SQLITE_SYNCHRONOUS must be one of NORMAL, FULL, EXTRA"):
+        make_engine(sqlite_url)
 
 
 def test_sqlite_wal_persists_in_the_file(sqlite_url: str) -> None:
@@ -121,32 +135,5 @@ def test_postgres_commits_are_durable(database_url: str) -> None:
             assert conn.execute(text("SHOW synchronous_commit")).scalar() in ("on", "remote_write", "remote_apply")
             assert conn.execute(text("SHOW default_transaction_isolation")).scalar() == "read committed"
             conn.rollback()
-    finally:
-        engine.dispose()
-
-
-def test_writer_queue_releases_on_process_death(sqlite_url: str, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """The opt-in SQLite writer lock is an flock: a killed holder never blocks the next writer."""
-    import os
-    import subprocess
-    import sys
-
-    monkeypatch.setenv("INTERP_STUDY_SQLITE_WRITER_LOCK", "1")
-
-    from study_server.db import make_engine
-
-    code = ("import os,sys; sys.path.insert(0, %r); from study_server.db import make_engine; "
-            "e = make_engine(%r); c = e.connect(); c.exec_driver_sql('SELECT 1'); "
-            "print('locked', flush=True); os.kill(os.getpid(), 9)") % (str(Path(__file__).resolve().parents[2]),
-                                                                      sqlite_url)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          env=dict(os.environ))
-    assert "locked" in proc.stdout and proc.returncode == -9
-    assert Path(sqlite_url.split("///", 1)[1] + ".writelock").exists()
-    engine = make_engine(sqlite_url)
-    try:
-        with engine.begin() as conn:
-            conn.exec_driver_sql("CREATE TABLE t_after_kill (x INTEGER)")
     finally:
         engine.dispose()
