@@ -449,6 +449,7 @@ def bench_one(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         with database(kind, work, args.postgres_url) as url:
             slug = register(url, work, args.trials, args.practice, args.catch)
             extra = {"GUNICORN_CMD_ARGS": args.gunicorn_args} if args.gunicorn_args else {}
+            extra["INTERP_STUDY_SQLITE_SYNCHRONOUS"] = args.sqlite_synchronous
             server = ServerProcess(url, work / "instance", workers=args.workers, extra_env=extra)
             server.start()
             try:
@@ -474,6 +475,7 @@ def bench_one(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         "db": kind, "participants": args.participants, "workers": args.workers, "think_s": args.think,
         "trials_each": args.trials + args.practice + args.catch,
         "gunicorn_args": args.gunicorn_args or "",
+        "sqlite_synchronous": args.sqlite_synchronous if kind == "sqlite" else "",
         "responses_acked": len(post) - sum(1 for e in errors if e.startswith("POST")),
         "finished": sum(log.finished for log in logs),
         "wall_s": round(wall, 2), "responses_per_s": round(len(acks) / window, 1) if len(acks) > 1 else 0.0,
@@ -496,7 +498,8 @@ def bench_one(kind: str, args: argparse.Namespace) -> dict[str, Any]:
 def _print(r: dict[str, Any]) -> None:
     ok = lambda good: "ok" if good else "MISSED"  # noqa: E731
     print(f"\n== {r['db']}: {r['participants']} participants x {r['trials_each']} trials, "
-          f"{r['workers']} gunicorn workers {r['gunicorn_args']}, think {r['think_s']} s ==")
+          f"{r['workers']} gunicorn workers {r['gunicorn_args']}, think {r['think_s']} s"
+          + (f", synchronous={r['sqlite_synchronous']}" if r["sqlite_synchronous"] else "") + " ==")
     print(f"  responses stored/acked  {r['rows']} / {r['responses_acked']}   finished {r['finished']}/"
           f"{r['participants']}   wall {r['wall_s']} s")
     print(f"  responses per second    {r['responses_per_s']:>8}   target >= 300   {ok(r['responses_per_s'] >= 300)}")
@@ -529,6 +532,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--ramp", type=float, default=2.0, help="participants start spread over this many seconds")
     p.add_argument("--timeout", type=float, default=30.0, help="client socket timeout in seconds")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sqlite-synchronous", default="NORMAL", choices=["NORMAL", "FULL", "EXTRA"],
+                   help="SQLite synchronous level of the server (docs/durability.md)")
     p.add_argument("--gunicorn-args", default="", help="extra gunicorn options via GUNICORN_CMD_ARGS")
     p.add_argument("--postgres-url", default=None, help=f"server to create a database on "
                    f"[default: $TEST_DATABASE_URL or {DEFAULT_PG}]")
