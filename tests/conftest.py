@@ -52,50 +52,81 @@ def experiment_file(tmp_path: Path, tiny_set: Path) -> Path:
     return write_tiny_experiment(tmp_path / "exp", tiny_set, trials=6)
 
 
-def _postgres_database() -> Iterator[str]:
-    """A fresh database on the TEST_DATABASE_URL server, dropped afterwards."""
-    import psycopg
+def _pg_admin_url() -> tuple[str, object]:
     from sqlalchemy.engine import make_url
 
     base = os.environ["TEST_DATABASE_URL"]
     url = make_url(base.replace("postgresql://", "postgresql+psycopg://", 1) if base.startswith("postgresql://") else base)
-    name = f"isp_test_{uuid.uuid4().hex[:12]}"
-    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return url.set(drivername="postgresql").render_as_string(hide_password=False), url
+
+
+@pytest.fixture(scope="session")
+def _pg_template() -> Iterator[str]:
+    """A migrated PostgreSQL database used as the template of every test's database."""
+    import psycopg
+
+    from study_server.db import upgrade
+
+    require(bool(os.environ.get("TEST_DATABASE_URL")), "PostgreSQL tests need TEST_DATABASE_URL")
+    admin, url = _pg_admin_url()
+    name = f"isp_tmpl_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield url.set(database=name).render_as_string(hide_password=False)
+        upgrade(url.set(database=name).render_as_string(hide_password=False))  # type: ignore[attr-defined]
+        yield name
     finally:
-        from sqlalchemy.pool import NullPool  # noqa: F401 - documents intent
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A migrated, empty database: a SQLite file, and PostgreSQL when TEST_DATABASE_URL is set."""
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file copied for every test (migrating once per run)."""
     from study_server.db import upgrade
 
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.sqlite"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+def _fresh_sqlite(template: Path, target: Path) -> str:
+    import sqlite3
+
+    # a consistent copy through SQLite's backup API (the template is in WAL mode)
+    with sqlite3.connect(template) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database: a SQLite file, and PostgreSQL when TEST_DATABASE_URL is set.
+
+    Each PostgreSQL test gets its own database, created from a migrated template and dropped
+    afterwards.
+    """
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'test.sqlite'}"
-        upgrade(url)
-        yield url
+        yield _fresh_sqlite(request.getfixturevalue("_sqlite_template"), tmp_path / "test.sqlite")
         return
     require(bool(os.environ.get("TEST_DATABASE_URL")), "PostgreSQL tests need TEST_DATABASE_URL")
-    gen = _postgres_database()
-    url = next(gen)
-    upgrade(url)
-    yield url
-    gen.close()
+    import psycopg
+
+    template = request.getfixturevalue("_pg_template")
+    admin, url = _pg_admin_url()
+    name = f"isp_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)  # type: ignore[attr-defined]
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    from study_server.db import upgrade
-
-    url = f"sqlite:///{tmp_path / 'test.sqlite'}"
-    upgrade(url)
-    return url
+def sqlite_url(tmp_path: Path, _sqlite_template: Path) -> str:
+    return _fresh_sqlite(_sqlite_template, tmp_path / "test.sqlite")
 
 
 @pytest.fixture
