@@ -152,8 +152,10 @@ class ObserverPolicy:
     def __call__(self, view: TrialView) -> tuple[int, float]:
         options = view.data["options"]
         strong, weak = self._groups(view)
-        if view.kind == "catch" or not strong or any("image" not in o for o in options):
-            return self.dial(view) if view.correct_side is not None else (int(self.rng.integers(2)), self.dial.rt(True))
+        if view.kind == "catch" and view.correct_side is not None:
+            return self.dial(view)  # an attentive participant gets attention checks right
+        if not strong or any("image" not in o for o in options):
+            return int(self.rng.integers(2)), self.dial.rt(False)  # nothing to go on: a guess
         scores = []
         for opt in options:
             f = self.features(opt["image"])

@@ -65,3 +65,26 @@ def test_bots_cli_against_live_server(sqlite_url: str, experiment_file: Path, ti
         server.stop()
     gone = run_cli("bots", "tiny", "--url", server.url, "--stimuli", str(tiny_set))
     assert gone.returncode != 0 and "does not answer" in gone.stderr
+
+
+@pytest.mark.slow
+def test_observer_policy_reads_the_images(sqlite_url: str, tiny_set: Path, tmp_path: Path) -> None:
+    """The observer sees only what a participant sees: with a reference image ("bigger looks
+    like this") it picks the option that resembles it; without one it can only guess."""
+    from stimuli_builder.tiny import write_tiny_experiment
+    from interp_study.bots import run_bots
+    from interp_study.httpclient import ManifestOracle
+
+    path = write_tiny_experiment(tmp_path / "obs", tiny_set, slug="obs", trials=24)
+    assert run_cli("experiment", "create", str(path), "--database-url", sqlite_url).returncode == 0
+    server = LiveServer(sqlite_url, tmp_path / "inst")
+    try:
+        result = run_bots(server.url, "obs", 5, BotSettings(seed=11), ManifestOracle(tiny_set), policy="observer",
+                          concurrency=5)
+    finally:
+        server.stop()
+    assert result.errors == [] and result.finished == 5
+    acc = {cond: k / n for cond, (k, n) in result.accuracy_by_condition().items()}
+    assert result.accuracy_by_condition()["reference"][1] == 60
+    assert acc["reference"] >= 0.9, acc
+    assert acc["none"] <= 0.75, acc
