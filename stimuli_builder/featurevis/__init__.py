@@ -7,8 +7,8 @@ single batch; see :mod:`.param`, :mod:`.transform`, :mod:`.objectives`, :mod:`.r
 from .objectives import Objective, diversity, unit_objectives
 from .param import fft_image, pixel_image, to_valid_rgb
 from .render import DEFAULTS, FeatureVisResult, render
-from .transform import Transform, compose, jitter, pad, random_rotate, random_scale, standard_transforms
+from .transform import Transform, center_crop, compose, jitter, pad, random_rotate, random_scale, standard_transforms
 
 __all__ = ["render", "DEFAULTS", "FeatureVisResult", "Objective", "unit_objectives", "diversity",
-           "fft_image", "pixel_image", "to_valid_rgb", "Transform", "compose", "jitter", "pad",
+           "fft_image", "pixel_image", "to_valid_rgb", "Transform", "center_crop", "compose", "jitter", "pad",
            "random_rotate", "random_scale", "standard_transforms"]

@@ -15,7 +15,7 @@ from typing import Callable, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Transform", "pad", "jitter", "random_scale", "random_rotate", "compose", "standard_transforms"]
+__all__ = ["Transform", "pad", "center_crop", "jitter", "random_scale", "random_rotate", "compose", "standard_transforms"]
 
 MatrixFn = Callable[[int, torch.Generator], torch.Tensor]
 
@@ -49,6 +49,14 @@ def _eye(n: int) -> torch.Tensor:
 def pad(width: int, value: float = 0.5) -> Transform:
     """Pad every side by ``width`` pixels of a constant grey."""
     return Transform(lambda x, g: F.pad(x, (width,) * 4, value=value), f"pad({width}, {value})")
+
+
+def center_crop(size: int) -> Transform:
+    """Keep the central ``size`` x ``size`` pixels."""
+    def fn(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
+        return x[..., top:top + size, left:left + size].contiguous()
+    return Transform(fn, f"center_crop({size})")
 
 
 def jitter(pixels: int, size: int) -> Transform:
@@ -110,8 +118,12 @@ def compose(transforms: Sequence[Transform]) -> Transform:
 
 
 def standard_transforms(size: int) -> list[Transform]:
-    """lucid's standard robustness transforms, with pixel sizes scaled from 224 px to ``size``."""
+    """lucid's standard robustness transforms, pixel sizes scaled from 224 px to ``size``.
+
+    After padding, jitter, scaling, rotation and jitter, the centre is cropped back to
+    ``size`` so that the model runs at the image size (lucid leaves the padded size).
+    """
     px = lambda n: max(1, round(n * size / 224))  # noqa: E731
     padded = size + 2 * px(12)
     return [pad(px(12)), jitter(px(8), padded), random_scale([1 + (i - 5) / 50 for i in range(11)]),
-            random_rotate(list(range(-10, 11)) + 5 * [0]), jitter(px(4), padded)]
+            random_rotate(list(range(-10, 11)) + 5 * [0]), jitter(px(4), padded), center_crop(size)]
