@@ -85,3 +85,21 @@ def test_build_unit_prediction_from_the_cli(base, tmp_path) -> None:
     manifest = load_manifest(tmp_path / "out")
     assert {i.family for i in manifest.items} == {"block4:5", "block3:2"}
     assert (tmp_path / "out" / "contact_sheet.png").is_file()
+
+
+def test_demo_world_command_copies_the_world(demo_world, cache_dir, tmp_path) -> None:
+    out = tmp_path / "world"
+    result = CliRunner().invoke(stimuli, ["demo-world", "--small", "--cache-dir", str(cache_dir), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert str(out) in result.output and "clean_accuracy" in result.output
+    assert (out / "model_clean.pt").is_file() and (out / "trigger.npy").is_file()
+    assert len(list((out / "images").rglob("*.png"))) == demo_world.params.n_folder_images
+
+
+def test_manifest_module_does_not_import_torch() -> None:
+    """The server reads manifests without the ML stack (DESIGN.md)."""
+    import subprocess
+    import sys
+
+    code = "import sys, stimuli_builder.manifest, stimuli_builder; assert 'torch' not in sys.modules, 'torch'"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
