@@ -95,12 +95,6 @@ def _image_size(folder: Path) -> int:
     raise ImageFolderError(f"image folder '{folder}' holds no images")
 
 
-def _task_names() -> list[str]:
-    from .tasks import TASKS
-
-    return sorted(TASKS)
-
-
 @stimuli.command("build")
 @click.argument("task", type=click.Choice(["unit_prediction", "forward_simulation", "causal_occlusion",
                                            "explanation_faithfulness", "trojan_rediscovery"]))

@@ -39,8 +39,3 @@ def input_gradients(model: nn.Module, inputs: torch.Tensor, target: torch.Tensor
         score = class_scores(model, x, target[start:start + batch_size])
         grads.append(torch.autograd.grad(score.sum(), x)[0])
     return torch.cat(grads)
-
-
-def device_of(inputs: torch.Tensor) -> torch.device:
-    """The device the inputs live on."""
-    return inputs.device

@@ -33,8 +33,7 @@ class FeatureVisResult:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
-def _unit_values(model: nn.Module, images: torch.Tensor, units: Sequence[tuple[str, int]],
-                 signs: Sequence[float]) -> torch.Tensor:
+def _unit_values(model: nn.Module, images: torch.Tensor, units: Sequence[tuple[str, int]]) -> torch.Tensor:
     objective = unit_objectives(units)
     with record_layers(model, sorted(objective.layers)) as acts, torch.no_grad():
         model(images)
@@ -69,7 +68,7 @@ def _render_batch(model: nn.Module, units: Sequence[tuple[str, int]], signs: Seq
             bar.update(1)
     with torch.no_grad():
         final = make_image().detach()
-    return final, _unit_values(model, final, units, signs)
+    return final, _unit_values(model, final, units)
 
 
 def render(model: nn.Module, units: Sequence[tuple], size: int = DEFAULTS["size"],
