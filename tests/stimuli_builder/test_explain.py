@@ -18,8 +18,9 @@ def _images(n: int, size: int, seed: int) -> torch.Tensor:
 def test_integrated_gradients_completeness(which: str, request: pytest.FixtureRequest) -> None:
     """Attributions sum to f(x) - f(baseline) within 1% (Sundararajan et al. 2017, completeness)."""
     if which == "demo":
-        model, images = request.getfixturevalue("demo_model"), request.getfixturevalue("demo_images").images[:3]
-        steps = 64
+        # 64 steps leave up to ~2% on some demo images; 256 keep every one well inside 1%
+        model, images = request.getfixturevalue("demo_model"), request.getfixturevalue("demo_images").images[:4]
+        steps = 256
     else:
         # an untrained ResNet is far from linear along the path: quadrature needs more steps
         model, images = request.getfixturevalue("resnet"), _images(2, 64, 1)
