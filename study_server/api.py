@@ -8,7 +8,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .config_schema import ExperimentConfig
-from .db import get_session
+from .db import begin_read, end_read, get_session
 from .errors import BadRequest, Forbidden
 from .models import Participant
 from .services import participants as svc
@@ -64,7 +64,7 @@ def _bearer() -> Optional[str]:
 
 
 def _participant() -> Participant:
-    return svc.participant_for_token(get_session(), _bearer())
+    return svc.participant_for_token(get_session(), _bearer(), _items())
 
 
 def _image_url(experiment_id: int, path: str) -> str:
@@ -133,11 +133,12 @@ def start(slug: str) -> tuple[Response, int]:
 @bp.get("/trial")
 def get_trial() -> Response:
     session = get_session()
+    begin_read()  # reads first (SQLite: without the write lock), then one short write
     participant = _participant()
     sched = svc.schedule_of(session, participant)
     state = sched.current()
     if state is None:
-        cfg = config_of(participant.experiment)
+        cfg = _items().config(session, participant.experiment_id)
         return jsonify({"trial": None, "finished": True, **completion(cfg, participant).as_json()})
     nxt = sched.after(state)
     items = _items().get_many(session, [state.item_id] + ([nxt.item_id] if nxt else []))
@@ -145,12 +146,15 @@ def get_trial() -> Response:
     preload: list[str] = []
     if nxt is not None:
         preload = sorted({_image_url(participant.experiment_id, p) for p in items[nxt.item_id].image_paths()})
-    svc.mark_shown(session, participant, state)
+    participant_id, last_seen = participant.id, participant.last_seen_at
+    end_read(session)
+    svc.mark_shown(session, participant_id, last_seen, state)
     return jsonify({"trial": payload, "preload": preload, "answered": sched.answered})
 
 
 @bp.post("/trials/<int:trial_id>/response")
 def post_response(trial_id: int) -> Response:
+    begin_read()  # record_response reads, ends the read, then writes in one short transaction
     participant = _participant()
     body = _json_body(ResponseBody)
     session = get_session()

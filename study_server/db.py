@@ -16,6 +16,7 @@ read-then-write transaction never fails half way; writers wait for each other.
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Optional
 
@@ -27,7 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["make_engine", "init_app", "get_session", "upgrade", "current_revision", "normalize_url",
-           "MIGRATIONS_DIR", "sqlite_synchronous"]
+           "MIGRATIONS_DIR", "sqlite_synchronous", "begin_read", "end_read"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -51,6 +52,27 @@ def _sqlite_path(url: str) -> Optional[str]:
 
 
 SYNCHRONOUS_LEVELS = ("NORMAL", "FULL", "EXTRA")
+_NEXT_BEGIN_READ: ContextVar[bool] = ContextVar("interp_study_next_begin_read", default=False)
+
+
+def begin_read() -> None:
+    """Make the next transaction of this thread a read-only one (SQLite: ``BEGIN DEFERRED``).
+
+    The caller must not write in it: end it (commit or rollback) before writing, and the
+    next transaction is ``BEGIN IMMEDIATE`` again. On PostgreSQL this changes nothing.
+    """
+    _NEXT_BEGIN_READ.set(True)
+
+
+def end_read(session: Session) -> None:
+    """End the read transaction begun after ``begin_read()`` before writing.
+
+    On SQLite this releases nothing held but lets the write take ``BEGIN IMMEDIATE``; on
+    PostgreSQL (no global write lock) the read and the write share one transaction, which
+    saves two round trips.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.rollback()
 
 
 def sqlite_synchronous() -> str:
@@ -87,10 +109,19 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         def _sqlite_begin(conn: Any) -> None:
             # IMMEDIATE takes the write lock at the start, so read-then-write transactions
             # (assignment, responses) are serialized instead of failing with SQLITE_BUSY.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A transaction announced with begin_read() is DEFERRED: a WAL reader that
+            # neither waits for nor blocks the writer.
+            if _NEXT_BEGIN_READ.get():
+                _NEXT_BEGIN_READ.set(False)
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # A ping at every pool checkout costs a round trip per transaction; stale connections are
+    # recycled instead (and a request that meets a dead one gets a 503, see http.py).
+    kwargs.setdefault("pool_pre_ping", os.environ.get("INTERP_STUDY_DB_PRE_PING", "0") == "1")
+    kwargs.setdefault("pool_recycle", 1800)
     kwargs.setdefault("pool_size", 5)
     kwargs.setdefault("max_overflow", 10)
     return create_engine(url, **kwargs)
@@ -104,6 +135,7 @@ def init_app(app: Flask) -> None:
 
     @app.teardown_appcontext
     def _close_session(_exc: BaseException | None) -> None:
+        _NEXT_BEGIN_READ.set(False)  # never leak a read-only announcement into the next request
         session = g.pop("db_session", None)
         if session is not None:
             session.close()

@@ -25,6 +25,7 @@ from flask import Flask, Response, g, jsonify, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
@@ -197,6 +198,16 @@ def init_app(app: Flask) -> None:
                 message = "request body too large (limit 64 KiB)"
             return _error(exc.code or 400, code, message)
         return exc
+
+    @app.errorhandler(OperationalError)
+    def _database_unavailable(exc: OperationalError):  # type: ignore[no-untyped-def]
+        # e.g. the database restarted and a pooled connection died; SQLAlchemy has
+        # invalidated it, so the client's retry gets a fresh connection
+        app.logger.warning("database error on %s %s: %s", request.method, request.path, exc.orig)
+        if _wants_json():
+            return _error(503, "database_unavailable", "the database is briefly unavailable; retry in a moment")
+        return Response("<!doctype html><title>Busy</title><p>The study server is briefly unavailable. "
+                        "Please reload the page in a moment; your answers so far are saved.</p>", status=503)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]

@@ -68,12 +68,28 @@ def _view(item: Any) -> ItemView:
 
 
 class ItemCache:
-    """Items by id, loaded in one query for whatever is missing; bounded LRU."""
+    """Items by id (bounded LRU) and experiment configs by experiment id, for one database.
+
+    Both never change once an experiment version is registered.
+    """
 
     def __init__(self, max_items: int = 200_000) -> None:
         self._items: "OrderedDict[int, ItemView]" = OrderedDict()
+        self._configs: dict[int, ExperimentConfig] = {}
         self._lock = threading.Lock()
         self.max_items = max_items
+
+    def config(self, session: Session, experiment_id: int) -> ExperimentConfig:
+        """The frozen config of experiment version ``experiment_id``."""
+        cfg = self._configs.get(experiment_id)
+        if cfg is None:
+            exp = session.get(Experiment, experiment_id)
+            if exp is None:
+                raise KeyError(experiment_id)
+            cfg = config_of(exp)
+            with self._lock:
+                self._configs[experiment_id] = cfg
+        return cfg
 
     def get_many(self, session: Session, ids: Iterable[int]) -> dict[int, ItemView]:
         wanted = set(ids)

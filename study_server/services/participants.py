@@ -8,13 +8,14 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from ..config_schema import ExperimentConfig
 from ..errors import Conflict, NotFound, Unauthorized
 from ..models import Event, Experiment, Participant, Response, Trial, utcnow
+from ..db import end_read
 from .cache import ItemCache, config_of
 from .experiments import item_refs
 from .returns import return_action
@@ -182,25 +183,28 @@ def decline(session: Session, exp: Experiment) -> None:
     session.commit()
 
 
-def participant_for_token(session: Session, token: Optional[str]) -> Participant:
-    """The participant holding ``token`` (with its experiment, in one query)."""
+def participant_for_token(session: Session, token: Optional[str], cache: Optional[ItemCache] = None) -> Participant:
+    """The participant holding ``token``; ends (and refuses) a participation idle for too long."""
     if not token:
         raise Unauthorized("missing token: send 'Authorization: Bearer <token>'", code="missing_token")
-    participant = session.scalars(select(Participant).options(joinedload(Participant.experiment))
-                                  .where(Participant.token_hash == hash_token(token))).first()
+    participant = session.scalars(select(Participant).where(Participant.token_hash == hash_token(token))).first()
     if participant is None:
         raise Unauthorized("unknown or expired token", code="bad_token")
     if participant.status in ENDED:
         raise Unauthorized(f"this participation has ended ({participant.status})", code="participation_ended")
-    if participant.status == "started" and _idle_too_long(participant):
-        participant.status = "timed_out"
+    cfg = (cache.config(session, participant.experiment_id) if cache is not None
+           else config_of(participant.experiment))
+    if participant.status == "started" and _idle_too_long(participant, cfg):
+        pid = participant.id
+        session.rollback()  # end what may be a read-only transaction before writing
+        session.execute(update(Participant).where(Participant.id == pid, Participant.status == "started")
+                        .values(status="timed_out"))
         session.commit()
         raise Unauthorized("this participation has ended (timed_out)", code="participation_ended")
     return participant
 
 
-def _idle_too_long(participant: Participant) -> bool:
-    cfg = config_of(participant.experiment)
+def _idle_too_long(participant: Participant, cfg: ExperimentConfig) -> bool:
     last = aware(participant.last_seen_at)
     return last is not None and utcnow() - last > dt.timedelta(minutes=cfg.timing.session_timeout_minutes)
 
@@ -297,11 +301,13 @@ def record_response(session: Session, participant: Participant, trial_id: int, c
                     items: Optional[ItemCache] = None) -> ResponseResult:
     """Store one response; the same trial again returns the first result and writes nothing.
 
-    One read of the participant's schedule decides everything (unknown trial, replay, not
-    current, last trial); the insert, the trial's ``shown_at`` and the participant's status
-    are written in one transaction. A concurrent duplicate loses on the unique constraint
-    and gets the first result.
+    A read of the participant's schedule decides everything (unknown trial, replay, not
+    current, last trial); then a short write transaction inserts the response and updates
+    the trial's ``shown_at`` and the participant's status. A concurrent duplicate loses on
+    the unique constraint of ``response.trial_id`` and gets the first result, so the read
+    may run in a separate (on SQLite: lock-free) transaction.
     """
+    pid = participant.id
     sched = schedule_of(session, participant)
     state = sched.by_id(trial_id)
     if state is None:
@@ -316,37 +322,40 @@ def record_response(session: Session, participant: Participant, trial_id: int, c
         expected = None if current is None else current.id
         raise Conflict(f"trial {trial_id} is not the current trial (current: {expected})", code="not_current")
     item = (items or ItemCache()).get(session, state.item_id)
-    correct_side = 0 if state.left_option == item.correct else 1
+    correct = choice == (0 if state.left_option == item.correct else 1)
     finished = sched.after(state) is None
+    end_read(session)  # SQLite: the write below is one short BEGIN IMMEDIATE transaction
     now = utcnow()
+    values: dict[str, Any] = {"last_seen_at": now}
+    if finished:
+        values.update(status="finished", finished_at=now)
     try:
-        session.add(Response(trial_id=state.id, chosen_side=choice, correct=(choice == correct_side), rt_ms=rt_ms,
-                             confidence=confidence, answered_at=now))
+        session.execute(insert(Response).values(trial_id=state.id, chosen_side=choice, correct=correct, rt_ms=rt_ms,
+                                                confidence=confidence, answered_at=now))
         if state.shown_at is None:
-            session.execute(update(Trial).where(Trial.id == state.id).values(shown_at=now))
-        participant.last_seen_at = now
-        if finished:
-            participant.status = "finished"
-            participant.finished_at = now
+            session.execute(update(Trial).where(Trial.id == state.id, Trial.shown_at.is_(None)).values(shown_at=now))
+        session.execute(update(Participant).where(Participant.id == pid).values(**values))
         session.commit()
     except IntegrityError:
         session.rollback()
         return _existing_result(session, state)
-    return ResponseResult(duplicate=False, correct=(choice == correct_side), kind=state.kind, finished=finished)
+    return ResponseResult(duplicate=False, correct=correct, kind=state.kind, finished=finished)
 
 
-def mark_shown(session: Session, participant: Participant, state: TrialState) -> None:
-    """Record when a trial was first served (the page measures RT itself) and that the participant is active."""
+def mark_shown(session: Session, participant_id: int, last_seen_at: Optional[dt.datetime],
+               state: TrialState) -> None:
+    """Record when a trial was first served (the page measures RT itself) and that the participant is active.
+
+    Runs in a transaction of its own: call it after ending the read that found ``state``.
+    """
     now = utcnow()
-    changed = False
-    if state.shown_at is None:
-        session.execute(update(Trial).where(Trial.id == state.id, Trial.shown_at.is_(None)).values(shown_at=now))
-        changed = True
-    last = aware(participant.last_seen_at)
-    if last is None or (now - last).total_seconds() > 30:
-        participant.last_seen_at = now
-        changed = True
-    if changed:
+    last = aware(last_seen_at)
+    touch = last is None or (now - last).total_seconds() > 30
+    if state.shown_at is None or touch:
+        if state.shown_at is None:
+            session.execute(update(Trial).where(Trial.id == state.id, Trial.shown_at.is_(None)).values(shown_at=now))
+        if touch:
+            session.execute(update(Participant).where(Participant.id == participant_id).values(last_seen_at=now))
         session.commit()
 
 

@@ -222,3 +222,35 @@ def test_stored_schedule_rederives_from_seed(app, client, registered) -> None:  
 
 def test_healthz(client) -> None:  # type: ignore[no-untyped-def]
     assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_database_failure_is_a_503_without_details(app, client, registered) -> None:  # type: ignore[no-untyped-def]
+    """A database that fails under the server answers 503 JSON with no details. PostgreSQL:
+    its connections are killed (as by a restart) and the retry succeeds on a fresh one.
+    SQLite: a table is gone."""
+    from sqlalchemy import text
+
+    token = _start(client)["token"]
+    assert _trial(client, token)["trial"]["position"] == 1  # the pool now holds a live connection
+    url = app.config["DATABASE_URL"]
+    if url.startswith("sqlite"):
+        with app.app_context():
+            s = get_session()
+            s.execute(text("DROP TABLE event"))
+            s.commit()
+    else:
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        u = make_url(url)
+        with psycopg.connect(u.set(drivername="postgresql").render_as_string(hide_password=False),
+                             autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    resp = client.post("/api/v1/events", headers=_auth(token), json={"type": "blur"})
+    assert resp.status_code == 503
+    body = resp.get_json()
+    assert body["error"]["code"] == "database_unavailable"
+    assert "event" not in body["error"]["message"] and "Traceback" not in resp.get_data(as_text=True)
+    if not url.startswith("sqlite"):
+        assert client.post("/api/v1/events", headers=_auth(token), json={"type": "blur"}).status_code == 204
