@@ -56,13 +56,32 @@ TEXT = {
 }
 
 
+# The forward-simulation demo: two real explanation methods, their manipulated twins, and
+# the no-explanation baseline (the full set has 23 conditions: too many for one sitting).
+FORWARD_SIM_CONDITIONS = ["integrated_gradients", "gradcam", "integrated_gradients_random_model",
+                          "gradcam_random_model", "gradcam_inverted", "none"]
+
+
 def experiment_yaml(slug: str, title: str, stimuli: Path, manifest: dict[str, Any], per_condition: int = 15,
-                    practice: int = 5, catch: int = 6, extra: Optional[dict[str, Any]] = None) -> dict[str, Any]:
-    """An experiment config (as a dict) using every condition of ``manifest``."""
-    conds = [c["name"] for c in manifest["conditions"]]
+                    practice: int = 5, catch: int = 6, extra: Optional[dict[str, Any]] = None,
+                    conditions: Optional[list[str]] = None) -> dict[str, Any]:
+    """An experiment config (as a dict) using ``conditions`` (default: all) of ``manifest``.
+
+    Each method is compared with its declared baselines that take part, and with its
+    manipulated twins (conditions named ``<method>_...``) that take part.
+    """
+    known = [c["name"] for c in manifest["conditions"]]
+    conds = [c for c in (conditions or known) if c in known]
     counts = {c: sum(1 for it in manifest["items"] if it["condition"] == c) for c in conds}
     per = max(1, min([per_condition, *counts.values()]))
-    baselines = {c["name"]: c["baselines"] for c in manifest["conditions"] if c.get("role") == "method" and c.get("baselines")}
+    baselines: dict[str, list[str]] = {}
+    for c in manifest["conditions"]:
+        if c.get("role") != "method" or c["name"] not in conds:
+            continue
+        twins = [m for m in conds if m.startswith(c["name"] + "_")]
+        compared = [b for b in c.get("baselines", []) if b in conds] + twins
+        if compared:
+            baselines[c["name"]] = compared
     text = TEXT.get(manifest["task"], TEXT["unit_prediction"])
     cfg: dict[str, Any] = {
         "slug": slug, "title": title, "stimuli": str(stimuli.resolve()), "conditions": conds,
@@ -109,7 +128,7 @@ def build_sets(data: Path, small: bool, tiny: bool, rebuild: bool) -> dict[str, 
         raise click.ClickException(f"the stimuli builder is not available ({exc}); install the 'stimuli' extra "
                                    "or run with --tiny") from None
     click.echo(f"demo: building the demo world and stimulus sets in {stim} (cached after the first run)", err=True)
-    build_demo_sets(stim, small=small, seed=0)
+    build_demo_sets(stim, small=small, seed=0, progress=True, log=lambda msg: click.echo(f"demo: {msg}", err=True))
     return _find_sets(stim)
 
 
@@ -138,7 +157,9 @@ def prepare_demo(data: Path, database_url: str, small: bool = False, tiny: bool 
     with app.app_context():
         for slug, title, folder in plans:
             manifest = json.loads((folder / "manifest.json").read_text())
-            cfg = experiment_yaml(slug, title, folder, manifest, per_condition=6 if (small or tiny) else 15)
+            conditions = FORWARD_SIM_CONDITIONS if manifest["task"] == "forward_simulation" else None
+            cfg = experiment_yaml(slug, title, folder, manifest, per_condition=6 if (small or tiny) else 15,
+                                  conditions=conditions)
             path = data / f"{slug}.yaml"
             path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
             try:
