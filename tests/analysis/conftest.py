@@ -8,14 +8,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.conftest import require
+
 # The repository sits beside ../shared (CI clones it that way); see the issue for the data.
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "lme4"
 
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
-    if not (REFERENCE_DIR / "expected.json").exists():
-        pytest.skip(f"lme4 reference data not found at {REFERENCE_DIR.resolve()}")
+    require((REFERENCE_DIR / "expected.json").exists(),
+            f"lme4 reference data not found at {REFERENCE_DIR.resolve()} (../shared beside the repository)")
     return REFERENCE_DIR
 
 
