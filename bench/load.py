@@ -275,7 +275,7 @@ class Participant:
                         and method == "GET":
                     continue
                 raise TransportError(f"{type(exc).__name__}: {exc}") from None
-            except OSError as exc:
+            except (OSError, http.client.HTTPException) as exc:  # e.g. IncompleteRead when the server dies mid-answer
                 self.conn.close()
                 self.conn = None
                 raise TransportError(f"{type(exc).__name__}: {exc}") from None
