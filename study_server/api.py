@@ -134,8 +134,7 @@ def start(slug: str) -> tuple[Response, int]:
 def get_trial() -> Response:
     session = get_session()
     begin_read()  # reads first (SQLite: without the write lock), then one short write
-    participant = _participant()
-    sched = svc.schedule_of(session, participant)
+    participant, sched = svc.participant_and_schedule(session, _bearer(), _items())
     state = sched.current()
     if state is None:
         cfg = _items().config(session, participant.experiment_id)
@@ -155,11 +154,11 @@ def get_trial() -> Response:
 @bp.post("/trials/<int:trial_id>/response")
 def post_response(trial_id: int) -> Response:
     begin_read()  # record_response reads, ends the read, then writes in one short transaction
-    participant = _participant()
-    body = _json_body(ResponseBody)
     session = get_session()
+    participant, sched = svc.participant_and_schedule(session, _bearer(), _items())
+    body = _json_body(ResponseBody)
     result = svc.record_response(session, participant, trial_id, body.choice, body.rt_ms, body.confidence,
-                                 items=_items())
+                                 items=_items(), schedule=sched)
     payload: dict[str, Any] = {"stored": True, "duplicate": result.duplicate}
     if result.kind == "practice":
         payload["feedback"] = {"correct": result.correct}

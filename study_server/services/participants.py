@@ -23,7 +23,7 @@ from .scheduling import build_schedule, participant_seed
 
 __all__ = ["start_participant", "participant_for_token", "current_trial", "record_response", "record_event",
            "hash_token", "Started", "ResponseResult", "progress", "decline", "expire_stale",
-           "restart_participant", "ACTIVE", "ENDED", "any_trial_shown", "schedule_of", "Schedule", "TrialState",
+           "restart_participant", "ACTIVE", "ENDED", "any_trial_shown", "schedule_of", "Schedule", "TrialState", "participant_and_schedule",
            "mark_shown"]
 
 ACTIVE = ("started", "finished")  # statuses that hold a slot of their condition
@@ -188,6 +188,24 @@ def participant_for_token(session: Session, token: Optional[str], cache: Optiona
     if not token:
         raise Unauthorized("missing token: send 'Authorization: Bearer <token>'", code="missing_token")
     participant = session.scalars(select(Participant).where(Participant.token_hash == hash_token(token))).first()
+    return _check_active(session, participant, cache)
+
+
+def participant_and_schedule(session: Session, token: Optional[str],
+                             cache: Optional[ItemCache] = None) -> tuple[Participant, "Schedule"]:
+    """``participant_for_token`` and ``schedule_of`` in one query (the hot path)."""
+    if not token:
+        raise Unauthorized("missing token: send 'Authorization: Bearer <token>'", code="missing_token")
+    rows = session.execute(select(Participant, *_TRIAL_STATE_COLUMNS)
+                           .outerjoin(Trial, Trial.participant_id == Participant.id)
+                           .outerjoin(Response, Response.trial_id == Trial.id)
+                           .where(Participant.token_hash == hash_token(token))
+                           .order_by(Trial.position)).all()
+    participant = _check_active(session, rows[0][0] if rows else None, cache)
+    return participant, Schedule([TrialState(*row[1:]) for row in rows if row[1] is not None])
+
+
+def _check_active(session: Session, participant: Optional[Participant], cache: Optional[ItemCache]) -> Participant:
     if participant is None:
         raise Unauthorized("unknown or expired token", code="bad_token")
     if participant.status in ENDED:
@@ -261,10 +279,13 @@ class Schedule:
         return next((t for t in self.trials if t.id == trial_id), None)
 
 
+_TRIAL_STATE_COLUMNS = (Trial.id, Trial.position, Trial.block, Trial.kind, Trial.item_id, Trial.left_option,
+                        Trial.shown_at, Response.id.label("response_id"))
+
+
 def schedule_of(session: Session, participant: Participant) -> Schedule:
     """Every trial of ``participant`` with its response id (None when unanswered)."""
-    rows = session.execute(select(Trial.id, Trial.position, Trial.block, Trial.kind, Trial.item_id, Trial.left_option,
-                                  Trial.shown_at, Response.id.label("response_id"))
+    rows = session.execute(select(*_TRIAL_STATE_COLUMNS)
                            .outerjoin(Response, Response.trial_id == Trial.id)
                            .where(Trial.participant_id == participant.id)
                            .order_by(Trial.position)).all()
@@ -298,7 +319,7 @@ def _existing_result(session: Session, state: TrialState) -> ResponseResult:
 
 def record_response(session: Session, participant: Participant, trial_id: int, choice: int,
                     rt_ms: Optional[float], confidence: Optional[int] = None,
-                    items: Optional[ItemCache] = None) -> ResponseResult:
+                    items: Optional[ItemCache] = None, schedule: Optional[Schedule] = None) -> ResponseResult:
     """Store one response; the same trial again returns the first result and writes nothing.
 
     A read of the participant's schedule decides everything (unknown trial, replay, not
@@ -308,7 +329,7 @@ def record_response(session: Session, participant: Participant, trial_id: int, c
     may run in a separate (on SQLite: lock-free) transaction.
     """
     pid = participant.id
-    sched = schedule_of(session, participant)
+    sched = schedule if schedule is not None else schedule_of(session, participant)
     state = sched.by_id(trial_id)
     if state is None:
         raise NotFound(f"no trial {trial_id} for this participant", code="unknown_trial")
