@@ -45,6 +45,12 @@ def tiny_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_set(tmp_path_factory.mktemp("stimuli") / "tiny")
 
 
+@pytest.fixture(scope="session")
+def demo_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One throwaway demo-world cache per test run, so the small world is trained once."""
+    return tmp_path_factory.mktemp("interp-study-cache")
+
+
 @pytest.fixture
 def experiment_file(tmp_path: Path, tiny_set: Path) -> Path:
     from stimuli_builder.tiny import write_tiny_experiment

@@ -21,11 +21,11 @@ def _logit(p: float) -> float:
 
 
 @pytest.fixture(scope="module")
-def unit_prediction_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def unit_prediction_set(tmp_path_factory: pytest.TempPathFactory, demo_cache_dir: Path) -> Path:
     from stimuli_builder import build_demo_sets
 
     out = tmp_path_factory.mktemp("demo-small")
-    sets = build_demo_sets(out / "sets", small=True, seed=0, cache_dir=out / "cache", tasks=("unit_prediction",))
+    sets = build_demo_sets(out / "sets", small=True, seed=0, cache_dir=demo_cache_dir, tasks=("unit_prediction",))
     return sets["unit_prediction"]
 
 

@@ -23,9 +23,9 @@ def _two_threads():
 
 
 @pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A throwaway cache for the demo world (never the user's ~/.cache)."""
-    return tmp_path_factory.mktemp("interp-study-cache")
+def cache_dir(demo_cache_dir: Path) -> Path:
+    """The run's throwaway demo-world cache (never the user's ~/.cache), shared with tests/e2e."""
+    return demo_cache_dir
 
 
 @pytest.fixture(scope="session")
