@@ -94,6 +94,10 @@ def _from_experiment(doc: Mapping[str, Any]) -> dict[str, Any]:
         excl.setdefault("catch_min_accuracy", catch["min_accuracy"])
     if doc.get("trials_per_participant") is not None:
         excl.setdefault("expected_main_trials", doc["trials_per_participant"])
+    # the study server's defaults for the same rules (study_server/config_schema.py)
+    timing = doc.get("timing") or {}
+    excl.setdefault("min_rt_ms", timing.get("min_rt_ms", 200.0) if isinstance(timing, Mapping) else 200.0)
+    excl.setdefault("require_complete", True)
     if excl:
         plan["exclusions"] = excl
     return plan

@@ -198,10 +198,13 @@ def load_manifest(folder: str | Path, check_images: bool = True) -> Manifest:
                 target = (root / rel).resolve()
                 if root_resolved not in target.parents:
                     problems.append(f"  {kind} item '{item.id}': image '{rel}' lies outside the stimulus folder")
+                elif not (rel.startswith("images/") and rel.lower().endswith(".png")):
+                    problems.append(f"  {kind} item '{item.id}': image '{rel}' must be a PNG file under images/ "
+                                    "(the study server serves only those)")
                 elif not target.is_file():
                     problems.append(f"  {kind} item '{item.id}': image '{rel}' does not exist")
         if problems:
-            raise ManifestError(f"{path}: missing images:\n" + "\n".join(problems[:50])
+            raise ManifestError(f"{path}: unusable images:\n" + "\n".join(problems[:50])
                                 + (f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""))
     return manifest
 

@@ -157,10 +157,14 @@ def post_response(trial_id: int) -> Response:
     session = get_session()
     participant, sched = svc.participant_and_schedule(session, _bearer(), _items())
     body = _json_body(ResponseBody)
+    cfg = _items().config(session, participant.experiment_id)
+    if cfg.confidence_rating and body.confidence is None:
+        raise BadRequest("confidence: this experiment asks for a confidence rating (1-7) with every answer",
+                         code="invalid_field")
     result = svc.record_response(session, participant, trial_id, body.choice, body.rt_ms, body.confidence,
                                  items=_items(), schedule=sched)
     payload: dict[str, Any] = {"stored": True, "duplicate": result.duplicate}
-    if result.kind == "practice":
+    if result.kind == "practice" and cfg.practice.feedback:
         payload["feedback"] = {"correct": result.correct}
     return jsonify(payload)
 

@@ -17,9 +17,6 @@ class ApiError(Exception):
         if status:
             self.status = status
 
-    def to_dict(self) -> dict[str, dict[str, str]]:
-        return {"error": {"code": self.code, "message": self.message}}
-
 
 class BadRequest(ApiError):
     status, code = 400, "bad_request"

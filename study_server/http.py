@@ -88,12 +88,16 @@ def _finite_float(text: str) -> float:
 
 
 def _check_json_value(value: Any, depth: int = 0) -> None:
-    """Reject NUL characters in any key or string and nesting deeper than MAX_JSON_DEPTH."""
+    """Reject NUL characters and lone surrogates in any key or string, and nesting deeper than MAX_JSON_DEPTH."""
     if depth > MAX_JSON_DEPTH:
         raise InputRejected(f"body: nested deeper than {MAX_JSON_DEPTH} levels")
     if isinstance(value, str):
         if "\x00" in value:
             raise InputRejected("body: strings may not contain NUL (\\u0000) characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate such as "\ud800": no database can store it
+            raise InputRejected("body: strings may not contain unpaired surrogates (\\ud800-\\udfff)") from None
     elif isinstance(value, dict):
         for key, item in value.items():
             _check_json_value(key, depth + 1)

@@ -8,7 +8,7 @@ from typing import Optional
 
 import yaml
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from stimuli_builder.manifest import ManifestError, load_manifest
@@ -145,7 +145,3 @@ def set_status(session: Session, experiment: Experiment, status: str) -> None:
                           [("status", "version superseded")])
     experiment.status = status
     session.commit()
-
-
-def count_experiments(session: Session) -> int:
-    return session.scalar(select(func.count(Experiment.id))) or 0

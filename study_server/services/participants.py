@@ -21,7 +21,7 @@ from .experiments import item_refs
 from .returns import return_action
 from .scheduling import build_schedule, participant_seed
 
-__all__ = ["start_participant", "participant_for_token", "current_trial", "record_response", "record_event",
+__all__ = ["start_participant", "participant_for_token", "record_response", "record_event",
            "hash_token", "Started", "ResponseResult", "progress", "decline", "expire_stale",
            "restart_participant", "ACTIVE", "ENDED", "any_trial_shown", "schedule_of", "Schedule", "TrialState", "participant_and_schedule",
            "mark_shown"]
@@ -97,9 +97,13 @@ def start_participant(session: Session, exp: Experiment, external_id: Optional[s
         raise Conflict(f"this study is {exp.status} and takes no new participants", code=f"study_{exp.status}")
     exp = _lock_experiment(session, exp.id)
     if external_id:
+        # any version of this study: a new version never makes a returning person new
+        versions = select(Experiment.id).where(Experiment.slug == exp.slug)
         existing = session.scalars(select(Participant)
-                                   .where(Participant.experiment_id == exp.id, Participant.external_id == external_id)
-                                   .order_by(Participant.attempt.desc()).limit(1)).first()
+                                   .where(Participant.experiment_id.in_(versions),
+                                          Participant.external_id == external_id)
+                                   .order_by(Participant.started_at.desc(), Participant.attempt.desc())
+                                   .limit(1)).first()
         if existing is not None:
             action = return_action(cfg, existing.status, any_trial_shown(session, existing), via="start_link")
             if action == "resume":
@@ -118,14 +122,7 @@ def start_participant(session: Session, exp: Experiment, external_id: Optional[s
     ordinal = exp.n_participants + 1
     between = _choose_between(session, exp, cfg, ordinal)
     participant, token = _create(session, exp, cfg, ordinal, between, external_id or None, params, user_agent, pilot)
-    try:
-        session.commit()
-    except IntegrityError:
-        # unreachable while starts hold the experiment lock; kept as a guard: resume the winner
-        session.rollback()
-        if external_id:
-            return start_participant(session, exp, external_id, params, user_agent, pilot)
-        raise
+    session.commit()  # starts hold the experiment lock, so an external id cannot race in twice
     return Started(participant, token, resumed=False)
 
 
@@ -292,12 +289,6 @@ def schedule_of(session: Session, participant: Participant) -> Schedule:
     return Schedule([TrialState(*row) for row in rows])
 
 
-def current_trial(session: Session, participant: Participant) -> Optional[Trial]:
-    """The first unanswered trial in position order, or None when all are answered."""
-    state = schedule_of(session, participant).current()
-    return None if state is None else session.get(Trial, state.id)
-
-
 def progress(session: Session, participant: Participant) -> tuple[int, int]:
     """(answered, total) trials."""
     sched = schedule_of(session, participant)
@@ -355,7 +346,9 @@ def record_response(session: Session, participant: Participant, trial_id: int, c
                                                 confidence=confidence, answered_at=now))
         if state.shown_at is None:
             session.execute(update(Trial).where(Trial.id == state.id, Trial.shown_at.is_(None)).values(shown_at=now))
-        session.execute(update(Participant).where(Participant.id == pid).values(**values))
+        # never resurrect an attempt that ended (restarted, timed out, refused) meanwhile
+        session.execute(update(Participant).where(Participant.id == pid, Participant.status == "started")
+                        .values(**values))
         session.commit()
     except IntegrityError:
         session.rollback()

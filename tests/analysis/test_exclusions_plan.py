@@ -94,3 +94,18 @@ def test_plan_from_experiment_yaml(tmp_path):
     plan = load_plan(p)
     assert plan.baselines == {"feature_vis": ["natural", "none"]}
     assert plan.exclusions.catch_min_accuracy == 0.8 and plan.exclusions.expected_main_trials == 45
+
+
+def test_experiment_file_as_plan_uses_the_servers_exclusion_defaults(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An experiment YAML used as the plan: fast responses are judged against its timing.min_rt_ms
+    (the server's default 200 ms when absent) and incomplete sessions are excluded, as on the server."""
+    from analysis import load_plan
+
+    path = tmp_path / "exp.yaml"
+    path.write_text("slug: s\ntitle: t\nstimuli: x\nconditions: [a, b]\ntrials_per_participant: 10\n"
+                    "analysis: {exclusions: {max_fast_fraction: 0.2}}\n")
+    plan = load_plan(path)
+    assert plan.exclusions.min_rt_ms == 200 and plan.exclusions.require_complete is True
+    assert plan.exclusions.max_fast_fraction == 0.2
+    path.write_text(path.read_text() + "timing: {min_rt_ms: 350}\n")
+    assert load_plan(path).exclusions.min_rt_ms == 350

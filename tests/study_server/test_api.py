@@ -254,3 +254,89 @@ def test_database_failure_is_a_503_without_details(app, client, registered) -> N
     assert "event" not in body["error"]["message"] and "Traceback" not in resp.get_data(as_text=True)
     if not url.startswith("sqlite"):
         assert client.post("/api/v1/events", headers=_auth(token), json={"type": "blur"}).status_code == 204
+
+
+def test_lone_surrogates_are_refused_and_store_nothing(app, client, registered) -> None:  # type: ignore[no-untyped-def]
+    before = _snapshot(app)
+    body = '{"external_id": null, "params": {"PROLIFIC_PID": "\\ud800"}}'
+    resp = client.post("/api/v1/experiments/tiny/participants", data=body, content_type="application/json")
+    assert resp.status_code == 400 and "surrogate" in resp.get_json()["error"]["message"]
+    assert _snapshot(app) == before
+    token = _start(client)["token"]
+    before = _snapshot(app)
+    resp = client.post("/api/v1/events", headers=_auth(token), data='{"type": "blur", "data": {"k": "\\udfff"}}',
+                       content_type="application/json")
+    assert resp.status_code == 400
+    assert _snapshot(app) == before
+
+
+def test_same_external_id_resumes_across_versions(app, client, registered, experiment_file) -> None:  # type: ignore[no-untyped-def]
+    from study_server.services.experiments import register_experiment
+
+    first = client.post("/api/v1/experiments/tiny/participants", json={"external_id": "V1", "params": {}})
+    assert first.status_code == 201
+    experiment_file.write_text(experiment_file.read_text().replace("seed: 7", "seed: 9"))
+    with app.app_context():
+        assert register_experiment(get_session(), experiment_file).experiment.version == 2
+    again = client.post("/api/v1/experiments/tiny/participants", json={"external_id": "V1", "params": {}})
+    assert again.status_code == 200 and again.get_json()["resumed"] is True
+    assert again.get_json()["participant_id"] == first.get_json()["participant_id"]
+    with app.app_context():
+        assert get_session().scalar(select(func.count(Participant.id)).where(Participant.external_id == "V1")) == 1
+
+
+def test_practice_feedback_follows_the_config(app, client, tiny_set, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from stimuli_builder.tiny import write_tiny_experiment
+    from study_server.services.experiments import register_experiment
+
+    path = write_tiny_experiment(tmp_path / "nf", tiny_set, slug="nofb", trials=2, practice=2)
+    path.write_text(path.read_text().replace("feedback: true", "feedback: false"))
+    with app.app_context():
+        register_experiment(get_session(), path)
+    token = _start(client, "nofb")["token"]
+    for _ in range(4):
+        t = _trial(client, token)["trial"]
+        reply = _answer(client, token, t["id"]).get_json()
+        assert "feedback" not in reply
+
+
+def test_an_ended_attempt_is_not_finished_by_a_late_answer(app, client, registered) -> None:  # type: ignore[no-untyped-def]
+    """A restart or timeout that lands between the read and the write of a response keeps its status."""
+    from study_server.services import participants as svc
+
+    token = _start(client)["token"]
+    for _ in range(5):
+        t = _trial(client, token)["trial"]
+        _answer(client, token, t["id"])
+    last = _trial(client, token)["trial"]
+    with app.app_context():
+        session = get_session()
+        participant, sched = svc.participant_and_schedule(session, token)
+        pid = participant.id
+        session.rollback()
+        with app.app_context():  # another request ends the attempt meanwhile
+            other = get_session()
+            other.get(Participant, pid).status = "restarted"
+            other.commit()
+        result = svc.record_response(session, participant, last["id"], 0, 300.0, schedule=sched)
+        assert result.finished and not result.duplicate
+        session.expire_all()
+        assert session.get(Participant, pid).status == "restarted"
+
+
+def test_confidence_required_when_the_experiment_asks(app, client, tiny_set, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from stimuli_builder.tiny import write_tiny_experiment
+    from study_server.services.experiments import register_experiment
+
+    path = write_tiny_experiment(tmp_path / "cf", tiny_set, slug="conf", trials=2, extra="confidence_rating: true\n")
+    with app.app_context():
+        register_experiment(get_session(), path)
+    token = _start(client, "conf")["token"]
+    t = _trial(client, token)["trial"]
+    before = _snapshot(app)
+    missing = _answer(client, token, t["id"])
+    assert missing.status_code == 400 and "confidence" in missing.get_json()["error"]["message"]
+    assert _snapshot(app) == before
+    ok = client.post(f"/api/v1/trials/{t['id']}/response", headers=_auth(token),
+                     json={"choice": 0, "rt_ms": 300, "confidence": 6})
+    assert ok.status_code == 200

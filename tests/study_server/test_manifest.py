@@ -87,3 +87,14 @@ def test_writer_names_by_content_hash(tmp_path: Path) -> None:
     assert len(list((tmp_path / "s" / "images").iterdir())) == 2
     with pytest.raises(ManifestError, match="not a PNG"):
         w.add_png_bytes(b"GIF89a")
+
+
+def test_images_must_be_pngs_under_images(tiny_set: Path, tmp_path: Path) -> None:
+    folder = _copy(tiny_set, tmp_path)
+    data = json.loads((folder / "manifest.json").read_text())
+    (folder / "img").mkdir()
+    (folder / "img" / "a.jpg").write_bytes(b"jpeg")
+    data["items"][0]["options"][0]["image"] = "img/a.jpg"
+    (folder / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match=f"item '{data['items'][0]['id']}': image 'img/a.jpg' must be a PNG"):
+        load_manifest(folder)
