@@ -52,12 +52,11 @@ def test_sqlite_wal_persists_in_the_file(sqlite_url: str) -> None:
         conn.close()
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_sqlite_writes_begin_immediate_reads_deferred(app, client, registered) -> None:  # type: ignore[no-untyped-def]
     """Every transaction that writes starts with BEGIN IMMEDIATE (it holds the write lock from
     its first statement, so it never fails half way); the hot path's reads run in a plain
     (deferred) BEGIN that writes nothing and so never waits for the writer."""
-    if not app.config["DATABASE_URL"].startswith("sqlite"):
-        pytest.skip("SQLite only")
     statements: list[str] = []
     engine = app.extensions["db_engine"]
 
@@ -136,10 +135,9 @@ def test_one_transaction_per_response(app, client, registered) -> None:  # type:
     assert txs == []
 
 
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_postgres_commits_are_durable(database_url: str) -> None:
     """PostgreSQL: fsync on and synchronous_commit on, so a 2xx means the WAL is on disk."""
-    if not database_url.startswith("postgres"):
-        pytest.skip("PostgreSQL only")
     from study_server.db import make_engine
 
     engine = make_engine(database_url)
