@@ -138,10 +138,12 @@ def _create(session: Session, exp: Experiment, cfg: ExperimentConfig, ordinal: i
                               between_condition=between, seed=seed, status="started", is_pilot=pilot,
                               user_agent=(user_agent or "")[:500], attempt=attempt,
                               restarted_from_id=restarted_from)
-    participant.trials = [Trial(position=s.position, block=s.block, kind=s.kind, item_id=s.item_id,
-                                left_option=s.left_option) for s in schedule]
     exp.n_participants = ordinal
     session.add(participant)
+    session.flush()  # the participant's id, for one multi-row insert of the schedule
+    session.execute(insert(Trial), [{"participant_id": participant.id, "position": s.position, "block": s.block,
+                                     "kind": s.kind, "item_id": s.item_id, "left_option": s.left_option}
+                                    for s in schedule])
     return participant, token
 
 
