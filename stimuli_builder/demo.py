@@ -59,13 +59,15 @@ def _context(world: DemoWorld, out: Path, seed: int, progress: bool, kind: str =
 
 def build_demo_sets(out_dir: str | Path, small: bool = False, seed: int = 0, cache_dir: str | Path | None = None,
                     tasks: Sequence[str] = DEMO_TASKS, progress: bool = False,
-                    log: Optional[Callable[[str], None]] = None) -> dict[str, Path]:
+                    log: Optional[Callable[[str], None]] = None,
+                    overrides: Optional[dict[str, dict[str, Any]]] = None) -> dict[str, Path]:
     """Build (or load) the demo world and write one stimulus set per task under ``out_dir``.
 
     Returns ``{task: folder}``; each folder holds ``manifest.json``, ``images/`` and
     ``contact_sheet.png``. ``small=True`` uses a smaller world and few units/steps (tests).
     The world is cached under ``cache_dir`` (default ``$INTERP_STUDY_CACHE`` or
-    ``~/.cache/interp-study``).
+    ``~/.cache/interp-study``). ``overrides`` replaces task settings, e.g.
+    ``{"unit_prediction": {"n_units": 4, "n_pairs": 3}}`` for more items per condition.
     """
     from .tasks import build_task, world_model_kind
 
@@ -81,7 +83,8 @@ def build_demo_sets(out_dir: str | Path, small: bool = False, seed: int = 0, cac
         for task in tasks:
             folder = out / task
             ctx = _context(world, folder, seed, progress, world_model_kind(task))
-            build_task(task, ctx, world=world, name=f"demo-{task.replace('_', '-')}", **settings.get(task, {}))
+            task_settings = {**settings.get(task, {}), **((overrides or {}).get(task, {}))}
+            build_task(task, ctx, world=world, name=f"demo-{task.replace('_', '-')}", **task_settings)
             folders[task] = folder
             say(f"{task}: {folder}")
         return folders
