@@ -195,7 +195,7 @@ class MixedModelResult:
         lines = [f"{kind} fit by {fit_by}", f"Formula: {self.formula}", ""]
         if self.method == "REML":
             lines.append(f"REML criterion at convergence: {self.criterion:.4f}")
-        lines.append(f"     AIC       BIC    logLik  deviance")
+        lines.append("     AIC       BIC    logLik  deviance")
         lines.append(f"{self.aic:9.2f} {self.bic:9.2f} {self.loglik:9.3f} {self.deviance:9.2f}")
         lines += ["", "Random effects:"]
         rnd = self.random

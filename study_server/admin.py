@@ -19,12 +19,13 @@ from flask_login import LoginManager, UserMixin, current_user, login_required, l
 from sqlalchemy import select
 from werkzeug.security import check_password_hash
 
-from .config_schema import ConfigError, ExperimentConfig
+from .config_schema import ConfigError
 from .db import get_session
 from .errors import ApiError
 from .models import Event, Experiment, Participant, User
 from .pages import set_participant_cookie
 from .services import participants as svc
+from .services.cache import config_of
 from .services.exclusions import exclusion_reasons
 from .services.experiments import STATUSES, register_upload, set_status
 from .services.export import export_frame
@@ -149,7 +150,7 @@ def new_experiment() -> Any:
 def experiment(experiment_id: int) -> str:
     exp = _experiment(experiment_id)
     include_pilot = request.args.get("pilot") == "1"
-    cfg = ExperimentConfig.model_validate(exp.config)
+    cfg = config_of(exp)
     people = list(get_session().scalars(select(Participant).where(Participant.experiment_id == exp.id)
                                         .order_by(Participant.ordinal.desc()).limit(200)))
     return render_template("admin/experiment.html", exp=exp, cfg=cfg, statuses=STATUSES,
@@ -211,7 +212,7 @@ def participant(public_id: str) -> str:
     p = s.scalars(select(Participant).where(Participant.public_id == public_id)).first()
     if p is None:
         abort(404)
-    cfg = ExperimentConfig.model_validate(p.experiment.config)
+    cfg = config_of(p.experiment)
     reasons = exclusion_reasons(cfg, p.status, participant_outcomes(s, [p.id])[p.id])
     events = list(s.scalars(select(Event).where(Event.participant_id == p.id).order_by(Event.id).limit(500)))
     return render_template("admin/participant.html", p=p, exp=p.experiment, trials=p.trials, reasons=reasons,

@@ -65,11 +65,6 @@ class Item(Base):
 
     experiment: Mapped[Experiment] = relationship(back_populates="items")
 
-    def image_paths_json(self) -> list[str]:
-        """Every image path the item refers to (context and options)."""
-        paths = [p for group in self.context for p in group.get("images", [])]
-        return paths + [o["image"] for o in self.options if "image" in o]
-
 
 class Participant(Base):
     __tablename__ = "participant"

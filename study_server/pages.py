@@ -14,6 +14,7 @@ from .db import get_session
 from .errors import ApiError
 from .models import Experiment, Item, Participant
 from .services import participants as svc
+from .services.cache import config_of
 from .services.experiments import item_refs, latest_experiment
 from .services.recruitment import check_startable, external_id_of, is_mturk_preview, recorded_params
 from .services.reloads import page_load
@@ -44,7 +45,7 @@ def _load(slug: str) -> tuple[Experiment, ExperimentConfig]:
         exp = latest_experiment(get_session(), slug)
     except ApiError:
         abort(404)
-    return exp, ExperimentConfig.model_validate(exp.config)
+    return exp, config_of(exp)
 
 
 def _allow_framing(cfg: ExperimentConfig) -> None:
@@ -121,7 +122,7 @@ def run(slug: str) -> Any:
     exp = participant.experiment  # the version they started, which may be older than the newest
     if exp.slug != slug:
         return redirect(url_for("pages.landing", slug=slug))
-    cfg = ExperimentConfig.model_validate(exp.config)
+    cfg = config_of(exp)
     _allow_framing(cfg)
     loaded = page_load(session, participant, request.headers.get("User-Agent"))
     if loaded.action == "refuse":

@@ -24,12 +24,12 @@ SHARED = ROOT.parent / "shared"
 
 
 def require(condition: bool, reason: str) -> None:
-    """Skip with ``reason`` when a resource is missing, or fail when CI=true."""
+    """Skip with ``reason`` when a resource is missing, or fail when CI=true (also at module level)."""
     if condition:
         return
     if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true and a required resource is missing: {reason}")
-    pytest.skip(reason)
+        pytest.fail(f"CI=true and a required resource is missing: {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
 
 
 def free_port() -> int:

@@ -12,7 +12,17 @@ from ..manipulate import randomizable_layers, randomize_layers
 from ..sanity import FAILS_FLAG, sanity_check, write_report
 from .common import BuildContext
 
-__all__ = ["method_functions", "compute_maps", "fully_randomized", "run_sanity_check", "display_scale"]
+__all__ = ["method_functions", "compute_maps", "fully_randomized", "run_sanity_check", "display_scale",
+           "sample_inputs"]
+
+
+def sample_inputs(ctx: BuildContext, rng: Any, total: int, task: str) -> tuple[Any, torch.Tensor]:
+    """``total`` distinct images of the folder drawn with ``rng``: their indices and the batch on the model's device."""
+    available = len(ctx.images.images)
+    if available < total:
+        raise ValueError(f"{task} needs {total} images, the folder has {available}")
+    chosen = rng.choice(available, size=total, replace=False)
+    return chosen, ctx.images.images[torch.from_numpy(chosen)].to(ctx.device)
 
 
 def method_functions(methods: Sequence[str], ctx: BuildContext, target_layer: Optional[str] = None,

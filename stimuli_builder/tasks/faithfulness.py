@@ -18,7 +18,8 @@ from .. import explain
 from ..datasets import to_pil
 from ..manifest import Condition, ImageGroup, Manifest, Option
 from .common import BuildContext, SetWriter, make_item
-from .explanations import compute_maps, display_scale, fully_randomized, method_functions, run_sanity_check
+from .explanations import (compute_maps, display_scale, fully_randomized, method_functions, run_sanity_check,
+                           sample_inputs)
 from .forward_simulation import DEFAULT_METHODS
 
 __all__ = ["build_explanation_faithfulness"]
@@ -35,10 +36,7 @@ def build_explanation_faithfulness(ctx: BuildContext, methods: Sequence[str] = D
     fns = method_functions(methods, ctx, target_layer, ig_steps, smoothgrad_samples)
     rng = ctx.rng(5)
     total = n_inputs + n_practice + n_catch
-    if len(ctx.images.images) < total:
-        raise ValueError(f"explanation_faithfulness needs {total} images, the folder has {len(ctx.images.images)}")
-    chosen = rng.choice(len(ctx.images.images), size=total, replace=False)
-    x = ctx.images.images[torch.from_numpy(chosen)].to(ctx.device)
+    chosen, x = sample_inputs(ctx, rng, total, "explanation_faithfulness")
     with torch.no_grad():
         target = ctx.model(x).argmax(1)
     trained = compute_maps(fns, ctx.model, x, target)

@@ -20,7 +20,8 @@ from .. import explain
 from ..datasets import to_pil
 from ..manifest import Condition, ImageGroup, Manifest, Option
 from .common import BuildContext, SetWriter, make_item
-from .explanations import compute_maps, display_scale, fully_randomized, method_functions, run_sanity_check
+from .explanations import (compute_maps, display_scale, fully_randomized, method_functions, run_sanity_check,
+                           sample_inputs)
 
 __all__ = ["build_forward_simulation", "DEFAULT_METHODS"]
 
@@ -43,10 +44,7 @@ def build_forward_simulation(ctx: BuildContext, methods: Sequence[str] = DEFAULT
     names = ctx.output_names()
     rng = ctx.rng(2)
     total = n_inputs + n_practice + n_catch
-    if len(ctx.images.images) < total:
-        raise ValueError(f"forward_simulation needs {total} images, the folder has {len(ctx.images.images)}")
-    chosen = rng.choice(len(ctx.images.images), size=total, replace=False)
-    x = ctx.images.images[torch.from_numpy(chosen)].to(ctx.device)
+    chosen, x = sample_inputs(ctx, rng, total, "forward_simulation")
     with torch.no_grad():
         probs = torch.softmax(ctx.model(x), dim=1).cpu()
     ranked = probs.argsort(dim=1, descending=True)

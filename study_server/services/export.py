@@ -10,8 +10,8 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..config_schema import ExperimentConfig
 from ..models import Experiment, Item, Participant, Response, Trial
+from .cache import config_of
 from .exclusions import TrialOutcome, exclusion_reasons
 from .participants import aware
 
@@ -36,7 +36,7 @@ def export_frame(session: Session, experiments: list[Experiment], include_pilot:
     """One row per scheduled trial of every participant of ``experiments``."""
     rows: list[dict[str, Any]] = []
     for exp in experiments:
-        cfg = ExperimentConfig.model_validate(exp.config)
+        cfg = config_of(exp)
         query = (select(Participant, Trial, Item, Response)
                  .join(Trial, Trial.participant_id == Participant.id)
                  .join(Item, Item.id == Trial.item_id)

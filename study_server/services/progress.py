@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from ..config_schema import ExperimentConfig
 from ..models import Experiment, Participant, Response, Trial
+from .cache import config_of
 from .exclusions import TrialOutcome, exclusion_reasons
 from .participants import aware
 
@@ -86,7 +87,7 @@ def _add(row: ConditionProgress, p: Participant, outcomes: list[TrialOutcome], c
 
 def experiment_progress(session: Session, exp: Experiment, include_pilot: bool = False) -> Progress:
     """Counts per condition (pilot participants left out unless ``include_pilot``)."""
-    cfg = ExperimentConfig.model_validate(exp.config)
+    cfg = config_of(exp)
     query = select(Participant).where(Participant.experiment_id == exp.id)
     if not include_pilot:
         query = query.where(Participant.is_pilot.is_(False))

@@ -8,8 +8,8 @@ from typing import Optional
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..config_schema import ExperimentConfig
 from ..models import Event, Participant
+from .cache import config_of
 from .participants import Started, any_trial_shown, restart_participant
 from .returns import Action, return_action
 
@@ -38,7 +38,7 @@ def page_load(session: Session, participant: Participant, user_agent: Optional[s
     session.commit()
     if earlier is None:
         return PageLoad("resume", reload=False)
-    cfg = ExperimentConfig.model_validate(participant.experiment.config)
+    cfg = config_of(participant.experiment)
     action = return_action(cfg, participant.status, any_trial_shown(session, participant), via="reload")
     if action == "restart":
         return PageLoad("restart", reload=True, started=restart_participant(session, participant.experiment,

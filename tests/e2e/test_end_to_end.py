@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 import analysis

@@ -4,14 +4,15 @@ Every simulated contrast must lie inside its 95% CI with the right sign."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import LiveServer, run_cli
+from tests.conftest import LiveServer, require, run_cli
 
-pytest.importorskip("torch", reason="the demo stimuli need the 'stimuli' extra (torch)")
+require(importlib.util.find_spec("torch") is not None, "the demo stimuli need the 'stimuli' extra (torch)")
 
 ACCURACY = {"natural": 0.9, "feature_vis": 0.8, "none": 0.6}
 

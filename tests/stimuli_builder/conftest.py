@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import importlib.util
+
 import pytest
 
-torch = pytest.importorskip("torch")
+from tests.conftest import require
+
+require(importlib.util.find_spec("torch") is not None, "the builder tests need the 'stimuli' extra (torch)")
+import torch  # noqa: E402
 
 from stimuli_builder.datasets import load_image_folder  # noqa: E402
 from stimuli_builder.demo import build_demo_sets, demo_world_params  # noqa: E402

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from study_server.db import get_session
-from study_server.models import Event, Item, Participant, Response, Trial
+from study_server.models import Event, Participant, Response, Trial
 
 
 def _start(client, slug: str = "tiny", external_id: str | None = None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
