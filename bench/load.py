@@ -246,8 +246,11 @@ class TransportError(Exception):
 class Participant:
     """One participant over a persistent ``http.client`` connection (reopened when the server closes it)."""
 
-    def __init__(self, host: str, port: int, slug: str, log: ParticipantLog, timeout: float = 30.0) -> None:
+    def __init__(self, host: str, port: int, slug: str, log: ParticipantLog, timeout: float = 30.0,
+                 protocol: str = "next") -> None:
         self.host, self.port, self.slug, self.log, self.timeout = host, port, slug, log, timeout
+        self.protocol = protocol
+        self.pending: Optional[dict[str, Any]] = None  # the next trial, from the last reply
         self.conn: Optional[http.client.HTTPConnection] = None
 
     def _request(self, method: str, path: str, body: Optional[dict[str, Any]] = None,
@@ -300,12 +303,21 @@ class Participant:
         return True
 
     def step(self, rng: random.Random) -> bool:
-        """Fetch the current trial and answer it; False when finished or after an error."""
-        status, data, ms = self._request("GET", "/api/v1/trial", token=self.log.token)
-        self.log.get_ms.append(ms)
-        if status != 200:
-            self.log.errors.append(f"GET trial {status} {data}")
-            return False
+        """Answer the current trial; False when finished or after an error.
+
+        Protocol ``next`` (what the participant page does): the trial comes with the reply
+        to the previous answer (``POST .../response?next=1``), so there is one request per
+        trial; ``GET /trial`` only for the first trial. Protocol ``get``: ``GET /trial``
+        before every answer, two requests per trial.
+        """
+        data = self.pending
+        self.pending = None
+        if data is None:
+            status, data, ms = self._request("GET", "/api/v1/trial", token=self.log.token)
+            self.log.get_ms.append(ms)
+            if status != 200:
+                self.log.errors.append(f"GET trial {status} {data}")
+                return False
         if data.get("finished"):
             self.log.finished = True
             return False
@@ -314,7 +326,8 @@ class Participant:
         self.log.last_position = trial["position"]
         choice = rng.randrange(2)
         rt = round(rng.uniform(300, 1500), 1)
-        status, reply, ms = self._request("POST", f"/api/v1/trials/{trial['id']}/response",
+        query = "?next=1" if self.protocol == "next" else ""
+        status, reply, ms = self._request("POST", f"/api/v1/trials/{trial['id']}/response{query}",
                                           {"choice": choice, "rt_ms": rt}, token=self.log.token)
         self.log.post_ms.append(ms)
         if not 200 <= status < 300:
@@ -324,6 +337,14 @@ class Participant:
             self.log.duplicates_told += 1
         self.log.acked.setdefault(int(trial["id"]), choice)
         self.log.ack_times.append(time.perf_counter())
+        if self.protocol == "next":
+            if "next" not in reply:
+                self.log.errors.append(f"POST response without 'next': {reply}")
+                return False
+            self.pending = reply["next"]
+            if self.pending.get("finished"):
+                self.log.finished = True
+                return False
         return True
 
     def close(self) -> None:
@@ -334,7 +355,8 @@ class Participant:
 
 
 def run_load(url: str, slug: str, participants: int, think: float, ramp: float, seed: int = 0,
-             timeout: float = 30.0, stop_event: Optional[threading.Event] = None) -> tuple[list[ParticipantLog], float]:
+             timeout: float = 30.0, stop_event: Optional[threading.Event] = None,
+             protocol: str = "next") -> tuple[list[ParticipantLog], float]:
     """Run ``participants`` threads to completion; returns their logs and the wall time in seconds.
 
     Each thread starts at a random moment within ``ramp`` seconds, then loops GET trial /
@@ -346,7 +368,7 @@ def run_load(url: str, slug: str, participants: int, think: float, ramp: float, 
 
     def body(log: ParticipantLog) -> None:
         rng = random.Random(seed * 1_000_003 + log.index)
-        client = Participant(host, int(port), slug, log, timeout)
+        client = Participant(host, int(port), slug, log, timeout, protocol)
         barrier.wait()
         time.sleep(rng.uniform(0, ramp))
         try:
@@ -457,7 +479,7 @@ def bench_one(kind: str, args: argparse.Namespace) -> dict[str, Any]:
                 ru0 = resource.getrusage(resource.RUSAGE_SELF)
                 m0 = machine_cpu()
                 logs, wall = run_load(server.url, slug, args.participants, args.think, args.ramp, args.seed,
-                                      args.timeout)
+                                      args.timeout, protocol=args.protocol)
                 ru1 = resource.getrusage(resource.RUSAGE_SELF)
                 m1 = machine_cpu()
                 cpu_server = server.cpu_seconds() - cpu_server0
@@ -469,10 +491,14 @@ def bench_one(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     starts = [ms for log in logs for ms in log.start_ms]
     errors = [e for log in logs for e in log.errors]
     acks = sorted(t for log in logs for t in log.ack_times)
+    # latency once every participant has started (after the ramp and 2 s more): tells the
+    # start burst's share of the tail from the steady state's
+    settled = (min(acks) + args.ramp + 2.0) if acks else 0.0
+    post_settled = [ms for log in logs for ms, t in zip(log.post_ms, log.ack_times) if t > settled]
     window = (acks[-1] - acks[0]) if len(acks) > 1 else float("nan")
     client_cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     result = {
-        "db": kind, "participants": args.participants, "workers": args.workers, "think_s": args.think,
+        "db": kind, "protocol": args.protocol, "participants": args.participants, "workers": args.workers, "think_s": args.think,
         "trials_each": args.trials + args.practice + args.catch,
         "gunicorn_args": args.gunicorn_args or "",
         "sqlite_synchronous": args.sqlite_synchronous if kind == "sqlite" else "",
@@ -481,6 +507,7 @@ def bench_one(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         "wall_s": round(wall, 2), "responses_per_s": round(len(acks) / window, 1) if len(acks) > 1 else 0.0,
         "post_p50_ms": round(percentile(post, 50), 1), "post_p95_ms": round(percentile(post, 95), 1),
         "post_p99_ms": round(percentile(post, 99), 1), "post_max_ms": round(max(post, default=float("nan")), 1),
+        "post_settled_p99_ms": round(percentile(post_settled, 99), 1), "post_settled_n": len(post_settled),
         "get_p50_ms": round(percentile(get, 50), 1), "get_p99_ms": round(percentile(get, 99), 1),
         "start_p50_ms": round(percentile(starts, 50), 1), "start_p99_ms": round(percentile(starts, 99), 1),
         "errors": len(errors), "lost": check.lost, "duplicated": check.duplicated,
@@ -498,13 +525,15 @@ def bench_one(kind: str, args: argparse.Namespace) -> dict[str, Any]:
 def _print(r: dict[str, Any]) -> None:
     ok = lambda good: "ok" if good else "MISSED"  # noqa: E731
     print(f"\n== {r['db']}: {r['participants']} participants x {r['trials_each']} trials, "
-          f"{r['workers']} gunicorn workers {r['gunicorn_args']}, think {r['think_s']} s"
+          f"{r['workers']} gunicorn workers {r['gunicorn_args']}, think {r['think_s']} s, protocol {r['protocol']}"
           + (f", synchronous={r['sqlite_synchronous']}" if r["sqlite_synchronous"] else "") + " ==")
     print(f"  responses stored/acked  {r['rows']} / {r['responses_acked']}   finished {r['finished']}/"
           f"{r['participants']}   wall {r['wall_s']} s")
     print(f"  responses per second    {r['responses_per_s']:>8}   target >= 300   {ok(r['responses_per_s'] >= 300)}")
     print(f"  POST response ms        p50 {r['post_p50_ms']}  p95 {r['post_p95_ms']}  p99 {r['post_p99_ms']}  "
           f"max {r['post_max_ms']}   p99 target < 100   {ok(r['post_p99_ms'] < 100)}")
+    print(f"  POST response ms after the start ramp + 2 s ({r['post_settled_n']} answers): "
+          f"p99 {r['post_settled_p99_ms']}")
     print(f"  GET trial ms            p50 {r['get_p50_ms']}  p99 {r['get_p99_ms']}")
     print(f"  POST start ms           p50 {r['start_p50_ms']}  p99 {r['start_p99_ms']}")
     print(f"  errors {r['errors']}   lost {r['lost']}   duplicated {r['duplicated']}   "
@@ -529,6 +558,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--catch", type=int, default=4)
     p.add_argument("--think", type=float, default=0.5,
                    help="mean seconds between a response and the next GET (0: as fast as possible)")
+    p.add_argument("--protocol", choices=["next", "get"], default="next",
+                   help="next: each answer's reply carries the next trial (?next=1, as the participant page "
+                        "does); get: GET /trial before every answer")
     p.add_argument("--ramp", type=float, default=2.0, help="participants start spread over this many seconds")
     p.add_argument("--timeout", type=float, default=30.0, help="client socket timeout in seconds")
     p.add_argument("--seed", type=int, default=0)

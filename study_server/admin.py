@@ -151,6 +151,7 @@ def experiment(experiment_id: int) -> str:
     exp = _experiment(experiment_id)
     include_pilot = request.args.get("pilot") == "1"
     cfg = config_of(exp)
+    svc.refresh_timeouts(get_session(), exp)  # count participants who walked away as timed out
     people = list(get_session().scalars(select(Participant).where(Participant.experiment_id == exp.id)
                                         .order_by(Participant.ordinal.desc()).limit(200)))
     return render_template("admin/experiment.html", exp=exp, cfg=cfg, statuses=STATUSES,

@@ -100,8 +100,10 @@ def completion_url(cfg: ExperimentConfig, participant: Participant) -> Optional[
     return completion(cfg, participant).url
 
 
-def completion(cfg: ExperimentConfig, participant: Participant) -> Completion:
-    return completion_for(cfg, participant.external_id, participant.params or {}, participant.public_id)
+def completion(cfg: ExperimentConfig, participant: Any) -> Completion:
+    """``participant``: a ``Participant`` or the hot path's ``ParticipantState``."""
+    return completion_for(cfg, participant.external_id, svc.params_of(get_session(), participant),
+                          participant.public_id)
 
 
 def _pilot_allowed() -> bool:
@@ -117,17 +119,45 @@ def start(slug: str) -> tuple[Response, int]:
     if body.pilot and not _pilot_allowed():
         raise Forbidden("pilot: only a logged-in researcher can start pilot participants", code="pilot_forbidden")
     session = get_session()
+    begin_read()  # what the start needs to read, outside the write transaction (SQLite: no write lock)
     exp = latest_experiment(session, slug)
     cfg = config_of(exp)
     params = recorded_params(cfg, body.params)
     check_startable(cfg, params)
     external_id = body.external_id or external_id_of(cfg, params)
+    refs = _items().refs(session, exp.id)
+    end_read(session)
     started = svc.start_participant(session, exp, external_id, params,
-                                    request.headers.get("User-Agent"), pilot=body.pilot)
+                                    request.headers.get("User-Agent"), pilot=body.pilot, refs=refs)
     payload = {"participant_id": started.participant.public_id, "token": started.token, "resumed": started.resumed}
     if started.restarted:
         payload["restarted"] = True
     return jsonify(payload), (200 if started.resumed else 201)
+
+
+def _trial_reply(session: Any, participant: svc.ParticipantState, sched: svc.Schedule, state: Optional[svc.TrialState],
+                 answered: int) -> dict[str, Any]:
+    """What ``GET /trial`` answers: the trial ``state`` (with the images of the one after it to
+    preload), or the finished reply with the way back to the recruitment platform."""
+    if state is None:
+        cfg = _items().config(session, participant.experiment_id)
+        return {"trial": None, "finished": True, **completion(cfg, participant).as_json()}
+    nxt = sched.after(state)
+    items = _items().get_many(session, [state.item_id] + ([nxt.item_id] if nxt else []))
+    payload = trial_payload(state, items[state.item_id], participant.experiment_id, sched.total)
+    preload: list[str] = []
+    if nxt is not None:
+        preload = sorted({_image_url(participant.experiment_id, p) for p in items[nxt.item_id].image_paths()})
+    return {"trial": payload, "preload": preload, "answered": answered}
+
+
+def _wants_next() -> bool:
+    value = request.args.get("next", "0").strip().lower()
+    if value in ("1", "true", "yes"):
+        return True
+    if value in ("0", "false", "no", ""):
+        return False
+    raise BadRequest("next: use next=1 to get the next trial in the reply, or leave it out", code="invalid_field")
 
 
 @bp.get("/trial")
@@ -136,36 +166,39 @@ def get_trial() -> Response:
     begin_read()  # reads first (SQLite: without the write lock), then one short write
     participant, sched = svc.participant_and_schedule(session, _bearer(), _items())
     state = sched.current()
-    if state is None:
-        cfg = _items().config(session, participant.experiment_id)
-        return jsonify({"trial": None, "finished": True, **completion(cfg, participant).as_json()})
-    nxt = sched.after(state)
-    items = _items().get_many(session, [state.item_id] + ([nxt.item_id] if nxt else []))
-    payload = trial_payload(state, items[state.item_id], participant.experiment_id, sched.total)
-    preload: list[str] = []
-    if nxt is not None:
-        preload = sorted({_image_url(participant.experiment_id, p) for p in items[nxt.item_id].image_paths()})
-    participant_id, last_seen = participant.id, participant.last_seen_at
-    end_read(session)
-    svc.mark_shown(session, participant_id, last_seen, state)
-    return jsonify({"trial": payload, "preload": preload, "answered": sched.answered})
+    reply = _trial_reply(session, participant, sched, state, sched.answered)
+    if state is not None:
+        participant_id, last_seen = participant.id, participant.last_seen_at
+        end_read(session)
+        svc.mark_shown(session, participant_id, last_seen, state)
+    return jsonify(reply)
 
 
 @bp.post("/trials/<int:trial_id>/response")
 def post_response(trial_id: int) -> Response:
+    """Store an answer. With ``?next=1`` the reply also carries, under ``next``, what
+    ``GET /trial`` would answer now: one round trip (and one write) per trial instead of two."""
     begin_read()  # record_response reads, ends the read, then writes in one short transaction
     session = get_session()
+    serve_next = _wants_next()
     participant, sched = svc.participant_and_schedule(session, _bearer(), _items())
     body = _json_body(ResponseBody)
     cfg = _items().config(session, participant.experiment_id)
     if cfg.confidence_rating and body.confidence is None:
         raise BadRequest("confidence: this experiment asks for a confidence rating (1-7) with every answer",
                          code="invalid_field")
+    participant_id, last_seen = participant.id, participant.last_seen_at
     result = svc.record_response(session, participant, trial_id, body.choice, body.rt_ms, body.confidence,
-                                 items=_items(), schedule=sched)
+                                 items=_items(), schedule=sched, serve_next=serve_next)
     payload: dict[str, Any] = {"stored": True, "duplicate": result.duplicate}
     if result.kind == "practice" and cfg.practice.feedback:
         payload["feedback"] = {"correct": result.correct}
+    if serve_next:
+        begin_read()  # a cache miss or a refresh reads; SQLite: without the write lock
+        payload["next"] = _trial_reply(session, participant, sched, result.next_state, result.answered)
+        end_read(session)
+        if result.next_state is not None and not result.next_marked:  # a replay: serve like GET /trial
+            svc.mark_shown(session, participant_id, last_seen, result.next_state)
     return jsonify(payload)
 
 

@@ -10,12 +10,19 @@ project's test machine, so at most ~270 commits/s with SQLite's single writer). 
 per request.
 
 SQLite allows one writer at a time. Every transaction starts with ``BEGIN IMMEDIATE`` so a
-read-then-write transaction never fails half way; writers wait for each other.
+read-then-write transaction never fails half way; writers wait for each other. They wait in
+a queue: before ``BEGIN IMMEDIATE`` a connection takes an exclusive ``flock`` on
+``<database>-writer.lock`` (all processes, all threads) and drops it at commit or rollback.
+SQLite's own busy handler polls with sleeps of up to 100 ms, which made a busy moment's
+waits long and uneven; a blocked ``flock`` wakes as soon as the writer before it is done.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import sqlite3
+import threading
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Optional
@@ -51,6 +58,68 @@ def _sqlite_path(url: str) -> Optional[str]:
     return path
 
 
+_HELD = threading.local()  # lock files whose flock this thread holds (through any connection)
+
+
+class QueuedWriterConnection(sqlite3.Connection):
+    """A sqlite3 connection whose write transactions queue on a ``flock`` (see the module doc).
+
+    ``acquire_writer()`` is called right before ``BEGIN IMMEDIATE``; ``commit``, ``rollback``
+    and ``close`` release. A thread that already holds the lock through another connection
+    does not queue again (it would wait for itself); SQLite's busy timeout covers that case.
+    """
+
+    def __init__(self, database: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(database, *args, **kwargs)
+        name = os.fsdecode(database) if isinstance(database, (str, bytes, os.PathLike)) else ""
+        if name.startswith("file:"):
+            name = name[5:].split("?", 1)[0]
+        memory = not name or name == ":memory:" or "mode=memory" in str(database)
+        self._lock_path = None if memory else os.path.abspath(name) + "-writer.lock"
+        self._lock_fd: Optional[int] = None
+        self._holding = False
+
+    def acquire_writer(self) -> None:
+        if self._lock_path is None or self._holding:
+            return
+        held: set[str] = getattr(_HELD, "paths", None) or set()
+        _HELD.paths = held
+        if self._lock_path in held:
+            return
+        if self._lock_fd is None:
+            self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        self._holding = True
+        held.add(self._lock_path)
+
+    def release_writer(self) -> None:
+        if self._holding and self._lock_fd is not None:
+            self._holding = False
+            getattr(_HELD, "paths", set()).discard(self._lock_path)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.release_writer()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.release_writer()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.release_writer()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+
 SYNCHRONOUS_LEVELS = ("NORMAL", "FULL", "EXTRA")
 _NEXT_BEGIN_READ: ContextVar[bool] = ContextVar("interp_study_next_begin_read", default=False)
 
@@ -71,6 +140,7 @@ def end_read(session: Session) -> None:
     PostgreSQL (no global write lock) the read and the write share one transaction, which
     saves two round trips.
     """
+    _NEXT_BEGIN_READ.set(False)  # a read announced but never begun ends here too
     if session.get_bind().dialect.name == "sqlite":
         session.rollback()
 
@@ -91,7 +161,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         path = _sqlite_path(url)
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False,
+                                                  "factory": QueuedWriterConnection}, **kwargs)
         synchronous = sqlite_synchronous()
 
         @event.listens_for(engine, "connect")
@@ -115,7 +186,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
                 _NEXT_BEGIN_READ.set(False)
                 conn.exec_driver_sql("BEGIN")
             else:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                dbapi_conn = conn.connection.dbapi_connection
+                if isinstance(dbapi_conn, QueuedWriterConnection):
+                    dbapi_conn.acquire_writer()
+                try:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                except BaseException:
+                    if isinstance(dbapi_conn, QueuedWriterConnection):
+                        dbapi_conn.release_writer()
+                    raise
 
         return engine
     # A ping at every pool checkout costs a round trip per transaction; stale connections are

@@ -76,6 +76,7 @@ class ItemCache:
     def __init__(self, max_items: int = 200_000) -> None:
         self._items: "OrderedDict[int, ItemView]" = OrderedDict()
         self._configs: dict[int, ExperimentConfig] = {}
+        self._refs: "OrderedDict[int, list[Any]]" = OrderedDict()
         self._lock = threading.Lock()
         self.max_items = max_items
 
@@ -90,6 +91,19 @@ class ItemCache:
             with self._lock:
                 self._configs[experiment_id] = cfg
         return cfg
+
+    def refs(self, session: Session, experiment_id: int) -> list[Any]:
+        """The ``ItemRef`` list of experiment version ``experiment_id`` (what schedules are drawn from)."""
+        refs = self._refs.get(experiment_id)
+        if refs is None:
+            from .experiments import item_refs
+
+            refs = item_refs(session, experiment_id)
+            with self._lock:
+                self._refs[experiment_id] = refs
+                while len(self._refs) > 64:
+                    self._refs.popitem(last=False)
+        return refs
 
     def get_many(self, session: Session, ids: Iterable[int]) -> dict[int, ItemView]:
         wanted = set(ids)

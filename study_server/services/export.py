@@ -34,8 +34,11 @@ def _iso(value: Any) -> str | None:
 def export_frame(session: Session, experiments: list[Experiment], include_pilot: bool = False,
                  answered_only: bool = False) -> pd.DataFrame:
     """One row per scheduled trial of every participant of ``experiments``."""
+    from .participants import refresh_timeouts
+
     rows: list[dict[str, Any]] = []
     for exp in experiments:
+        refresh_timeouts(session, exp)  # participants who walked away are exported as timed out
         cfg = config_of(exp)
         query = (select(Participant, Trial, Item, Response)
                  .join(Trial, Trial.participant_id == Participant.id)

@@ -8,7 +8,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,7 +24,7 @@ from .scheduling import build_schedule, participant_seed
 
 __all__ = ["start_participant", "participant_for_token", "record_response", "record_event",
            "hash_token", "Started", "ResponseResult", "progress", "decline", "expire_stale",
-           "restart_participant", "ACTIVE", "ENDED", "any_trial_shown", "schedule_of", "Schedule", "TrialState", "participant_and_schedule",
+           "restart_participant", "refresh_timeouts", "ACTIVE", "ENDED", "any_trial_shown", "schedule_of", "Schedule", "TrialState", "participant_and_schedule", "ParticipantState", "params_of",
            "mark_shown"]
 
 ACTIVE = ("started", "finished")  # statuses that hold a slot of their condition
@@ -58,7 +59,11 @@ def _lock_experiment(session: Session, experiment_id: int) -> Experiment:
 
 
 def expire_stale(session: Session, exp: Experiment, cfg: ExperimentConfig) -> int:
-    """Mark participants idle longer than the session timeout as timed out (frees their slot)."""
+    """Mark participants idle longer than the session timeout as timed out (frees their slot).
+
+    Starts run it only where assignment depends on it (between-subject designs and
+    participant targets); the progress page and exports run it before they count.
+    """
     cutoff = utcnow() - dt.timedelta(minutes=cfg.timing.session_timeout_minutes)
     result = session.execute(update(Participant)
                              .where(Participant.experiment_id == exp.id, Participant.status == "started",
@@ -85,17 +90,29 @@ def _choose_between(session: Session, exp: Experiment, cfg: ExperimentConfig, or
     return tied[(ordinal - 1) % len(tied)]
 
 
+def refresh_timeouts(session: Session, exp: Experiment) -> int:
+    """``expire_stale`` in a transaction of its own (before counting or exporting)."""
+    n = expire_stale(session, exp, config_of(exp))
+    session.commit()
+    return n
+
+
 def start_participant(session: Session, exp: Experiment, external_id: Optional[str], params: dict[str, str],
-                      user_agent: Optional[str] = None, pilot: bool = False) -> Started:
+                      user_agent: Optional[str] = None, pilot: bool = False,
+                      refs: Optional[list[Any]] = None) -> Started:
     """Create a participant and store their whole schedule, or handle a returning external id.
 
     A returning external id is resumed, restarted or refused as ``return_action`` decides;
     it is never counted twice, also when two requests with the same id race each other.
+    ``refs`` (the experiment's item refs, read before the write transaction) keeps the
+    time under the experiment lock short.
     """
+    # the identity, not exp.id: ``exp`` may come expired from a read transaction that ended
+    exp = _lock_experiment(session, sa_inspect(exp).identity[0])
     cfg = config_of(exp)
     if exp.status != "live" and not pilot:
+        session.rollback()
         raise Conflict(f"this study is {exp.status} and takes no new participants", code=f"study_{exp.status}")
-    exp = _lock_experiment(session, exp.id)
     if external_id:
         # any version of this study: a new version never makes a returning person new
         versions = select(Experiment.id).where(Experiment.slug == exp.slug)
@@ -118,20 +135,23 @@ def start_participant(session: Session, exp: Experiment, external_id: Optional[s
             if existing.status in ("timed_out", "declined", "refused"):
                 raise Conflict(f"this participation has ended ({existing.status})", code="participation_ended")
             raise Conflict("this id has already taken part in the study", code="already_participated")
-    expire_stale(session, exp, cfg)
+    if cfg.design == "between" or cfg.participants_per_condition is not None:
+        expire_stale(session, exp, cfg)  # a timed-out participant frees their slot
     ordinal = exp.n_participants + 1
     between = _choose_between(session, exp, cfg, ordinal)
-    participant, token = _create(session, exp, cfg, ordinal, between, external_id or None, params, user_agent, pilot)
+    participant, token = _create(session, exp, cfg, ordinal, between, external_id or None, params, user_agent, pilot,
+                                 refs=refs)
     session.commit()  # starts hold the experiment lock, so an external id cannot race in twice
     return Started(participant, token, resumed=False)
 
 
 def _create(session: Session, exp: Experiment, cfg: ExperimentConfig, ordinal: int, between: Optional[str],
             external_id: Optional[str], params: dict[str, Any], user_agent: Optional[str], pilot: bool,
-            attempt: int = 1, restarted_from: Optional[int] = None) -> tuple[Participant, str]:
+            attempt: int = 1, restarted_from: Optional[int] = None,
+            refs: Optional[list[Any]] = None) -> tuple[Participant, str]:
     """Add a participant with their stored schedule (the caller holds the experiment lock and commits)."""
     seed = participant_seed(cfg.seed, ordinal)
-    schedule = build_schedule(cfg, item_refs(session, exp.id), ordinal, seed, between)
+    schedule = build_schedule(cfg, refs if refs is not None else item_refs(session, exp.id), ordinal, seed, between)
     token = secrets.token_urlsafe(32)
     participant = Participant(public_id=secrets.token_hex(8), token_hash=hash_token(token), experiment_id=exp.id,
                               ordinal=ordinal, external_id=external_id, params=params,
@@ -190,21 +210,46 @@ def participant_for_token(session: Session, token: Optional[str], cache: Optiona
     return _check_active(session, participant, cache)
 
 
+@dataclass
+class ParticipantState:
+    """What the hot path needs of a participant (plain values, never expired by a rollback).
+
+    ``params`` (the recruitment parameters) are loaded only when needed: see ``params_of``.
+    """
+
+    id: int
+    experiment_id: int
+    status: str
+    last_seen_at: Optional[dt.datetime]
+    external_id: Optional[str]
+    public_id: str
+    params: Optional[dict[str, Any]] = None
+
+
 def participant_and_schedule(session: Session, token: Optional[str],
-                             cache: Optional[ItemCache] = None) -> tuple[Participant, "Schedule"]:
-    """``participant_for_token`` and ``schedule_of`` in one query (the hot path)."""
+                             cache: Optional[ItemCache] = None) -> tuple[ParticipantState, "Schedule"]:
+    """The participant holding ``token`` and their schedule, in one prepared query (the hot path).
+
+    Ends (and refuses) a participation idle for too long, like ``participant_for_token``.
+    """
     if not token:
         raise Unauthorized("missing token: send 'Authorization: Bearer <token>'", code="missing_token")
-    rows = session.execute(select(Participant, *_TRIAL_STATE_COLUMNS)
-                           .outerjoin(Trial, Trial.participant_id == Participant.id)
-                           .outerjoin(Response, Response.trial_id == Trial.id)
-                           .where(Participant.token_hash == hash_token(token))
-                           .order_by(Trial.position)).all()
-    participant = _check_active(session, rows[0][0] if rows else None, cache)
-    return participant, Schedule([TrialState(*row[1:]) for row in rows if row[1] is not None])
+    rows = session.execute(_HOT_QUERY, {"token_hash": hash_token(token)}).all()
+    if not rows:
+        raise Unauthorized("unknown or expired token", code="bad_token")
+    participant = ParticipantState(*rows[0][:6])
+    _check_active(session, participant, cache if cache is not None else ItemCache())
+    return participant, Schedule([TrialState(*row[6:]) for row in rows if row[6] is not None])
 
 
-def _check_active(session: Session, participant: Optional[Participant], cache: Optional[ItemCache]) -> Participant:
+def params_of(session: Session, participant: Any) -> dict[str, Any]:
+    """The recruitment parameters of ``participant`` (a ``Participant`` or ``ParticipantState``)."""
+    if getattr(participant, "params", None) is None:
+        participant.params = session.scalar(select(Participant.params).where(Participant.id == participant.id)) or {}
+    return participant.params
+
+
+def _check_active(session: Session, participant: Any, cache: Optional[ItemCache]) -> Any:
     if participant is None:
         raise Unauthorized("unknown or expired token", code="bad_token")
     if participant.status in ENDED:
@@ -221,7 +266,7 @@ def _check_active(session: Session, participant: Optional[Participant], cache: O
     return participant
 
 
-def _idle_too_long(participant: Participant, cfg: ExperimentConfig) -> bool:
+def _idle_too_long(participant: Any, cfg: ExperimentConfig) -> bool:
     last = aware(participant.last_seen_at)
     return last is not None and utcnow() - last > dt.timedelta(minutes=cfg.timing.session_timeout_minutes)
 
@@ -271,7 +316,8 @@ class Schedule:
         return None if i is None else self.trials[i]
 
     def after(self, state: TrialState) -> Optional[TrialState]:
-        i = self.trials.index(state)
+        """The trial after ``state`` (matched by id: ``state`` may come from a fresher read)."""
+        i = next(i for i, t in enumerate(self.trials) if t.id == state.id)
         return self.trials[i + 1] if i + 1 < len(self.trials) else None
 
     def by_id(self, trial_id: int) -> Optional[TrialState]:
@@ -280,6 +326,24 @@ class Schedule:
 
 _TRIAL_STATE_COLUMNS = (Trial.id, Trial.position, Trial.block, Trial.kind, Trial.item_id, Trial.left_option,
                         Trial.shown_at, Response.id.label("response_id"))
+
+# The hot path's statements are built once: SQLAlchemy then reuses their compiled form
+# without rebuilding the expression or its cache key at every request.
+_HOT_QUERY = (select(Participant.id, Participant.experiment_id, Participant.status, Participant.last_seen_at,
+                     Participant.external_id, Participant.public_id, *_TRIAL_STATE_COLUMNS)
+              .outerjoin(Trial, Trial.participant_id == Participant.id)
+              .outerjoin(Response, Response.trial_id == Trial.id)
+              .where(Participant.token_hash == bindparam("token_hash"))
+              .order_by(Trial.position))
+_INSERT_RESPONSE = insert(Response)
+_MARK_SHOWN = (update(Trial).where(Trial.id == bindparam("trial_id"), Trial.shown_at.is_(None))
+               .values(shown_at=bindparam("now")))
+_TOUCH = (update(Participant).where(Participant.id == bindparam("pid"), Participant.status == "started")
+          .values(last_seen_at=bindparam("now")))
+_TOUCH_ANY = update(Participant).where(Participant.id == bindparam("pid")).values(last_seen_at=bindparam("now"))
+_FINISH = (update(Participant).where(Participant.id == bindparam("pid"), Participant.status == "started")
+           .values(last_seen_at=bindparam("now"), status="finished", finished_at=bindparam("now")))
+_CORRECT_OF = select(Response.correct).where(Response.trial_id == bindparam("trial_id"))
 
 
 def schedule_of(session: Session, participant: Participant) -> Schedule:
@@ -303,17 +367,27 @@ class ResponseResult:
     correct: bool
     kind: str
     finished: bool
+    # the trial the participant is on after this response (None when none is left) and
+    # how many they have answered; for serving it in the same reply
+    next_state: Optional[TrialState] = None
+    answered: int = 0
+    next_marked: bool = False  # whether this response's transaction already set the next trial's shown_at
 
 
-def _existing_result(session: Session, state: TrialState) -> ResponseResult:
-    correct = session.scalar(select(Response.correct).where(Response.trial_id == state.id))
-    return ResponseResult(duplicate=True, correct=bool(correct), kind=state.kind, finished=False)
+def _existing_result(session: Session, state: TrialState, sched: Schedule) -> ResponseResult:
+    correct = session.scalar(_CORRECT_OF, {"trial_id": state.id})
+    return ResponseResult(duplicate=True, correct=bool(correct), kind=state.kind, finished=False,
+                          next_state=sched.current(), answered=sched.answered)
 
 
 def record_response(session: Session, participant: Participant, trial_id: int, choice: int,
                     rt_ms: Optional[float], confidence: Optional[int] = None,
-                    items: Optional[ItemCache] = None, schedule: Optional[Schedule] = None) -> ResponseResult:
+                    items: Optional[ItemCache] = None, schedule: Optional[Schedule] = None,
+                    serve_next: bool = False) -> ResponseResult:
     """Store one response; the same trial again returns the first result and writes nothing.
+
+    With ``serve_next`` the caller hands the next trial out in the same reply, so the same
+    write transaction records it as shown (``trial.shown_at``), as ``GET /trial`` would.
 
     A read of the participant's schedule decides everything (unknown trial, replay, not
     current, last trial); then a short write transaction inserts the response and updates
@@ -327,7 +401,7 @@ def record_response(session: Session, participant: Participant, trial_id: int, c
     if state is None:
         raise NotFound(f"no trial {trial_id} for this participant", code="unknown_trial")
     if state.response_id is not None:
-        result = _existing_result(session, state)
+        result = _existing_result(session, state, sched)
         session.rollback()
         return result
     current = sched.current()
@@ -337,25 +411,28 @@ def record_response(session: Session, participant: Participant, trial_id: int, c
         raise Conflict(f"trial {trial_id} is not the current trial (current: {expected})", code="not_current")
     item = (items or ItemCache()).get(session, state.item_id)
     correct = choice == (0 if state.left_option == item.correct else 1)
-    finished = sched.after(state) is None
+    nxt = sched.after(state)
+    finished = nxt is None
+    mark_next = serve_next and nxt is not None and nxt.shown_at is None
     end_read(session)  # SQLite: the write below is one short BEGIN IMMEDIATE transaction
     now = utcnow()
-    values: dict[str, Any] = {"last_seen_at": now}
-    if finished:
-        values.update(status="finished", finished_at=now)
     try:
-        session.execute(insert(Response).values(trial_id=state.id, chosen_side=choice, correct=correct, rt_ms=rt_ms,
-                                                confidence=confidence, answered_at=now))
+        # core statements on the session's connection: no ORM bookkeeping on the hot path
+        conn = session.connection()
+        conn.execute(_INSERT_RESPONSE, {"trial_id": state.id, "chosen_side": choice, "correct": correct,
+                                        "rt_ms": rt_ms, "confidence": confidence, "answered_at": now})
         if state.shown_at is None:
-            session.execute(update(Trial).where(Trial.id == state.id, Trial.shown_at.is_(None)).values(shown_at=now))
+            conn.execute(_MARK_SHOWN, {"trial_id": state.id, "now": now})
+        if mark_next:
+            conn.execute(_MARK_SHOWN, {"trial_id": nxt.id, "now": now})
         # never resurrect an attempt that ended (restarted, timed out, refused) meanwhile
-        session.execute(update(Participant).where(Participant.id == pid, Participant.status == "started")
-                        .values(**values))
+        conn.execute(_FINISH if finished else _TOUCH, {"pid": pid, "now": now})
         session.commit()
-    except IntegrityError:
+    except IntegrityError:  # a concurrent duplicate stored it first
         session.rollback()
-        return _existing_result(session, state)
-    return ResponseResult(duplicate=False, correct=correct, kind=state.kind, finished=finished)
+        return _existing_result(session, state, schedule_of(session, participant))
+    return ResponseResult(duplicate=False, correct=correct, kind=state.kind, finished=finished, next_state=nxt,
+                          answered=sched.answered + 1, next_marked=mark_next)
 
 
 def mark_shown(session: Session, participant_id: int, last_seen_at: Optional[dt.datetime],
@@ -368,10 +445,11 @@ def mark_shown(session: Session, participant_id: int, last_seen_at: Optional[dt.
     last = aware(last_seen_at)
     touch = last is None or (now - last).total_seconds() > 30
     if state.shown_at is None or touch:
+        conn = session.connection()
         if state.shown_at is None:
-            session.execute(update(Trial).where(Trial.id == state.id, Trial.shown_at.is_(None)).values(shown_at=now))
+            conn.execute(_MARK_SHOWN, {"trial_id": state.id, "now": now})
         if touch:
-            session.execute(update(Participant).where(Participant.id == participant_id).values(last_seen_at=now))
+            conn.execute(_TOUCH_ANY, {"pid": participant_id, "now": now})
         session.commit()
 
 
