@@ -91,20 +91,24 @@ def _phase_one(server: ServerProcess, slug: str, states: list[_State], kill_afte
         try:
             if not client.start(state.external_id):
                 return
+            data: Optional[dict[str, Any]] = None
             while True:
-                status, data, _ms = client._request("GET", "/api/v1/trial", token=state.log.token)
-                if status != 200 or data.get("finished"):
+                if data is None:  # the first trial; later ones come with each answer's reply (as on the page)
+                    status, data, _ms = client._request("GET", "/api/v1/trial", token=state.log.token)
                     if status != 200:
                         state.log.errors.append(f"phase 1 GET {status} {data}")
+                        return
+                if data.get("finished"):
                     return
                 trial = data["trial"]
                 choice, rt = rng.randrange(2), round(rng.uniform(300, 1500), 1)
                 state.in_flight = (int(trial["id"]), choice, rt)
-                status, reply, _ms = client._request("POST", f"/api/v1/trials/{trial['id']}/response",
+                status, reply, _ms = client._request("POST", f"/api/v1/trials/{trial['id']}/response?next=1",
                                                      {"choice": choice, "rt_ms": rt}, token=state.log.token)
                 if status != 200:
                     state.log.errors.append(f"phase 1 POST {status} {reply}")
                     return
+                data = reply["next"]
                 state.in_flight = None
                 state.log.acked.setdefault(int(trial["id"]), choice)
                 with lock:
@@ -166,11 +170,13 @@ def _phase_two(server: ServerProcess, slug: str, states: list[_State], database_
                     return
                 state.log.acked.setdefault(tid, choice)
             first = True
+            data: Optional[dict[str, Any]] = None
             while True:
-                status, data, _ms = client._request("GET", "/api/v1/trial", token=state.log.token)
-                if status != 200:
-                    state.log.errors.append(f"phase 2 GET {status} {data}")
-                    return
+                if data is None:  # after the restart the page reloads and asks for the current trial
+                    status, data, _ms = client._request("GET", "/api/v1/trial", token=state.log.token)
+                    if status != 200:
+                        state.log.errors.append(f"phase 2 GET {status} {data}")
+                        return
                 if first:
                     answered = len(state.log.acked)
                     position = None if data.get("finished") else data["trial"]["position"]
@@ -185,12 +191,13 @@ def _phase_two(server: ServerProcess, slug: str, states: list[_State], database_
                     return
                 trial = data["trial"]
                 choice, rt = rng.randrange(2), round(rng.uniform(300, 1500), 1)
-                status, reply, _ms = client._request("POST", f"/api/v1/trials/{trial['id']}/response",
+                status, reply, _ms = client._request("POST", f"/api/v1/trials/{trial['id']}/response?next=1",
                                                      {"choice": choice, "rt_ms": rt}, token=state.log.token)
                 if status != 200:
                     state.log.errors.append(f"phase 2 POST {status} {reply}")
                     return
                 state.log.acked.setdefault(int(trial["id"]), choice)
+                data = reply["next"]
         except TransportError as exc:
             state.log.errors.append(f"phase 2 transport {exc}")
         finally:

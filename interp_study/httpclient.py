@@ -114,16 +114,23 @@ class ApiParticipant:
         resp.raise_for_status()
         return resp.json()
 
-    def answer(self, trial_id: int, choice: int, rt_ms: float) -> requests.Response:
-        return self.http.post(f"{self.base}/trials/{trial_id}/response", headers=self._headers(),
+    def answer(self, trial_id: int, choice: int, rt_ms: float, with_next: bool = False) -> requests.Response:
+        """POST an answer; ``with_next``: the reply also carries the next trial under ``next``."""
+        query = "?next=1" if with_next else ""
+        return self.http.post(f"{self.base}/trials/{trial_id}/response{query}", headers=self._headers(),
                               json={"choice": choice, "rt_ms": rt_ms}, timeout=self.timeout)
 
     def run(self, policy: Callable[[TrialView], tuple[int, float]], oracle: Optional[ManifestOracle] = None,
             max_trials: Optional[int] = None) -> dict[str, Any]:
-        """Answer trials with ``policy`` until finished (or ``max_trials``); returns the last GET."""
+        """Answer trials with ``policy`` until finished (or ``max_trials``); returns the last trial reply.
+
+        Like the participant page: ``GET /trial`` once, then each answer's reply carries the next trial.
+        """
         answered = 0
+        data: Optional[dict[str, Any]] = None
         while True:
-            data = self.current()
+            if data is None:
+                data = self.current()
             if data.get("finished"):
                 return data
             if max_trials is not None and answered >= max_trials:
@@ -134,8 +141,9 @@ class ApiParticipant:
                 if view.item is not None:
                     view.item_kind = oracle.kind_of[view.item.id]
             choice, rt = policy(view)
-            resp = self.answer(view.id, choice, rt)
+            resp = self.answer(view.id, choice, rt, with_next=True)
             reply = resp.json() if resp.content else {}
+            data = reply.get("next") if isinstance(reply, dict) else None
             self.records.append(AnswerRecord(
                 trial_id=view.id, position=view.data["position"], kind=view.kind,
                 condition=view.item.condition if view.item else None, choice=choice,

@@ -113,42 +113,61 @@
     document.getElementById("feedback").textContent = "";
   }
 
+  var held = null;  // a trial received while a break screen is up, shown on "continue"
+
+  function failLoad(err) { busy = false; fail("Could not load the next question: " + err.message + ". Please reload the page."); }
+
+  // Fetch the current trial (first trial, and after a reload); later trials come with the
+  // reply to the previous answer.
   function next() {
     busy = true;
-    return request("GET", "/trial").then(function (data) {
-      if (data.finished) { finish(data); return; }
-      var trial = data.trial;
-      if (lastBlock === 0 && trial.kind !== "practice") {
-        lastBlock = -1;
-        show("practice-done");
-        document.getElementById("practice-continue").focus();
-        busy = false;
-        return;
-      }
-      if (showBreaks && lastBlock !== null && trial.kind !== "practice" && lastBlock > 0 && trial.block !== lastBlock) {
-        lastBlock = trial.block;
-        show("break");
-        document.getElementById("continue").focus();
-        busy = false;
-        return;
-      }
+    return request("GET", "/trial").then(present).catch(failLoad);
+  }
+
+  // Continue after a break screen: show the trial that came with the last answer.
+  function resume() {
+    if (!held) { return next(); }
+    var data = held;
+    held = null;
+    busy = true;
+    return Promise.resolve().then(function () { return present(data); }).catch(failLoad);
+  }
+
+  function present(data) {
+    if (data.finished) { finish(data); return; }
+    var trial = data.trial;
+    if (lastBlock === 0 && trial.kind !== "practice") {
+      lastBlock = -1;
+      held = data;
+      show("practice-done");
+      document.getElementById("practice-continue").focus();
+      busy = false;
+      return;
+    }
+    if (showBreaks && lastBlock !== null && trial.kind !== "practice" && lastBlock > 0 && trial.block !== lastBlock) {
       lastBlock = trial.block;
-      return Promise.all(imagesOf(trial).map(loadImage)).then(function () {
-        current = trial;
-        render(trial);
-        show("trial");
-        // RT starts when the trial's images have been drawn
+      held = data;
+      show("break");
+      document.getElementById("continue").focus();
+      busy = false;
+      return;
+    }
+    lastBlock = trial.block;
+    return Promise.all(imagesOf(trial).map(loadImage)).then(function () {
+      current = trial;
+      render(trial);
+      show("trial");
+      // RT starts when the trial's images have been drawn
+      requestAnimationFrame(function () {
         requestAnimationFrame(function () {
-          requestAnimationFrame(function () {
-            shownAt = performance.now();
-            document.getElementById("opt0").disabled = false;
-            document.getElementById("opt1").disabled = false;
-            busy = false;
-          });
+          shownAt = performance.now();
+          document.getElementById("opt0").disabled = false;
+          document.getElementById("opt1").disabled = false;
+          busy = false;
         });
-        (data.preload || []).forEach(function (url) { loadImage(url).catch(function () {}); });
       });
-    }).catch(function (err) { busy = false; fail("Could not load the next question: " + err.message + ". Please reload the page."); });
+      (data.preload || []).forEach(function (url) { loadImage(url).catch(function () {}); });
+    });
   }
 
   function answer(side) {
@@ -180,16 +199,21 @@
     var trial = current;
     var body = { choice: side, rt_ms: Math.round(rt * 10) / 10 };
     if (confidence !== null) { body.confidence = confidence; }
-    request("POST", "/trials/" + trial.id + "/response", body)
+    // ?next=1: the reply carries the next trial (or the finished reply), one round trip per trial
+    request("POST", "/trials/" + trial.id + "/response?next=1", body)
       .then(function (data) {
         shownAt = null;
+        var go = function () {
+          if (!data.next) { return next(); }
+          return Promise.resolve().then(function () { return present(data.next); }).catch(failLoad);
+        };
         if (data.feedback && showFeedback) {
           var fb = document.getElementById("feedback");
           fb.textContent = data.feedback.correct ? "Correct!" : "Not quite: the other option was right.";
           fb.className = "feedback " + (data.feedback.correct ? "good" : "bad");
-          setTimeout(next, 900);
+          setTimeout(go, 900);
         } else {
-          next();
+          go();
         }
       })
       .catch(function (err) { busy = false; fail("Your answer was not saved: " + err.message + ". Please reload the page."); });
@@ -238,8 +262,8 @@
   document.getElementById("opt0").addEventListener("click", function () { answer(0); });
   document.getElementById("opt1").addEventListener("click", function () { answer(1); });
   document.getElementById("begin").addEventListener("click", function () { next(); });
-  document.getElementById("continue").addEventListener("click", function () { lastBlock = -1; next(); });
-  document.getElementById("practice-continue").addEventListener("click", function () { next(); });
+  document.getElementById("continue").addEventListener("click", function () { lastBlock = -1; resume(); });
+  document.getElementById("practice-continue").addEventListener("click", function () { resume(); });
   Array.prototype.forEach.call(document.querySelectorAll("#confidence .conf"), function (button) {
     button.addEventListener("click", function () { rate(parseInt(button.dataset.value, 10)); });
   });

@@ -76,6 +76,9 @@ def test_prolific_link_to_completion_redirect(page, artifacts: Path, sqlite_url:
     page.route("https://app.prolific.com/**", lambda route: (landed.append(route.request.url), route.fulfill(
         status=200, content_type="text/html", body="<!doctype html><title>Prolific</title><h1>Submission complete</h1>")))
     shots = iter(range(1, 100))
+    api_calls: list[str] = []
+    page.on("request", lambda req: api_calls.append(f"{req.method} {req.url.split('/api/v1', 1)[1]}")
+            if "/api/v1/" in req.url else None)
 
     def shot(name: str) -> None:
         page.screenshot(path=str(artifacts / f"{next(shots):02d}-{name}.png"), full_page=True)
@@ -120,6 +123,11 @@ def test_prolific_link_to_completion_redirect(page, artifacts: Path, sqlite_url:
                 page.click("#continue")
         assert ratings == 7  # 2 practice + 4 main + 1 catch
         assert seen.count("practice-done") == 1 and seen.count("break") == 1
+        # one GET for the first trial; every later trial (also after the practice-done and break
+        # screens) came with the reply to the answer before it
+        answers = [c for c in api_calls if c.startswith("POST /trials/")]
+        assert api_calls.count("GET /trial") == 1 and len(answers) == 7
+        assert all(c.endswith("/response?next=1") for c in answers)
         expect(page.locator("#completion-code")).to_have_text("BROWSER1")
         expect(page.locator("#done")).to_contain_text("This study measured size judgements.")
         with _db(sqlite_url).app_context():  # the way back appears only after the last write committed

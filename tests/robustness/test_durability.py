@@ -148,3 +148,108 @@ def test_postgres_commits_are_durable(database_url: str) -> None:
             conn.rollback()
     finally:
         engine.dispose()
+
+
+def test_one_transaction_per_response_with_the_next_trial(app, client, registered) -> None:  # type: ignore[no-untyped-def]
+    """With ``?next=1`` the answer, the participant update and the next trial's ``shown_at``
+    are still one COMMIT (and nothing else is written)."""
+    token = start(client)["token"]
+    trial = current(client, token)["trial"]
+    replies: list[Any] = []
+    txs = _transactions_during(app, client, lambda: replies.append(client.post(
+        f"/api/v1/trials/{trial['id']}/response?next=1", json={"choice": 1, "rt_ms": 5}, headers=auth(token))))
+    assert replies[0].status_code == 200 and replies[0].get_json()["next"]["trial"]["position"] == 2
+    assert len(txs) == 1, txs
+    assert txs[0].count("INSERT") == 1 and txs[0].count("UPDATE") == 2
+
+
+def _flock_free(path: str) -> bool:
+    """Whether nobody holds the writer lock file (tried from a fresh file description)."""
+    import fcntl
+    import os
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # closing drops a lock we may have taken
+    return True
+
+
+def test_sqlite_writers_queue_on_the_writer_lock(sqlite_url: str) -> None:
+    """A write transaction holds ``<db>-writer.lock`` from BEGIN IMMEDIATE to commit or
+    rollback, so other processes' writers wait on the lock (and wake when it is released)
+    instead of polling SQLite's busy handler; reads never take it."""
+    import threading
+
+    from study_server.db import make_engine
+
+    lock_path = sqlite_url.split("///", 1)[1] + "-writer.lock"
+    one, two = make_engine(sqlite_url), make_engine(sqlite_url)  # like two gunicorn workers
+    try:
+        with one.connect() as conn:
+            conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS queue_probe (n INTEGER)")
+            conn.commit()
+        assert _flock_free(lock_path)
+        order: list[str] = []
+        with one.connect() as a:
+            a.begin()
+            a.exec_driver_sql("INSERT INTO queue_probe VALUES (1)")
+            assert not _flock_free(lock_path)  # held while the transaction is open
+
+            def writer_b() -> None:
+                with two.connect() as b:
+                    b.begin()  # waits on the flock until ``a`` commits
+                    order.append("b began")
+                    b.exec_driver_sql("INSERT INTO queue_probe VALUES (2)")
+                    b.commit()
+
+            thread = threading.Thread(target=writer_b)
+            thread.start()
+            thread.join(0.3)
+            assert thread.is_alive() and order == []  # still queued behind ``a``
+            order.append("a commits")
+            a.commit()
+            thread.join(10)
+            assert not thread.is_alive()
+        assert order == ["a commits", "b began"]
+        assert _flock_free(lock_path)
+        with one.connect() as conn:
+            assert [r[0] for r in conn.exec_driver_sql("SELECT n FROM queue_probe ORDER BY n")] == [1, 2]
+            conn.rollback()
+        # a rollback releases the lock too
+        with one.connect() as a:
+            a.begin()
+            a.exec_driver_sql("INSERT INTO queue_probe VALUES (3)")
+            a.rollback()
+        assert _flock_free(lock_path)
+    finally:
+        one.dispose()
+        two.dispose()
+
+
+def test_sqlite_writer_lock_never_waits_for_its_own_thread(sqlite_url: str) -> None:
+    """A thread writing through a second connection while its first holds the write
+    transaction does not queue for a lock it holds itself: SQLite's busy timeout answers."""
+    from sqlalchemy.exc import OperationalError
+
+    from study_server.db import make_engine
+
+    one, two = make_engine(sqlite_url), make_engine(sqlite_url)
+    try:
+        with one.connect() as a, two.connect() as b:
+            a.exec_driver_sql("CREATE TABLE IF NOT EXISTS self_probe (n INTEGER)")
+            a.commit()
+            b.exec_driver_sql("PRAGMA busy_timeout=50")
+            b.rollback()
+            a.begin()
+            a.exec_driver_sql("INSERT INTO self_probe VALUES (1)")
+            with pytest.raises(OperationalError, match="locked"):
+                b.begin()
+            b.rollback()
+            a.commit()
+    finally:
+        one.dispose()
+        two.dispose()

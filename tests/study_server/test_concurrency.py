@@ -89,7 +89,8 @@ def test_fifty_at_once_on_four_workers(database_url: str, three_set: Path, tmp_p
     import json
 
     lines = [json.loads(line) for line in Path(server.log.name).read_text().splitlines() if line.startswith('{"')]
-    assert len(lines) >= N * 14 and all(line["status"] < 500 for line in lines)
+    # per bot: a start, one GET /trial, 6 answers (each reply carries the next trial), 2 duplicates
+    assert len(lines) >= N * 10 and all(line["status"] < 500 for line in lines)
     assert all(e["finished"] for e in ends)
     assert sorted(r.status_code for r in twins) == [200] * 9 + [201]
     assert len({r.json()["participant_id"] for r in twins}) == 1
