@@ -33,6 +33,8 @@ class ResponseBody(BaseModel):
     choice: Literal[0, 1]
     rt_ms: float = Field(ge=0, le=24 * 3600 * 1000, allow_inf_nan=False)
     confidence: Optional[int] = Field(None, ge=1, le=7)
+    # the participant's clock when they answered: milliseconds since the Unix epoch (Date.now())
+    client_time: Optional[float] = Field(None, ge=0, le=1e14, allow_inf_nan=False)
 
 
 class EventBody(BaseModel):
@@ -189,7 +191,8 @@ def post_response(trial_id: int) -> Response:
                          code="invalid_field")
     participant_id, last_seen = participant.id, participant.last_seen_at
     result = svc.record_response(session, participant, trial_id, body.choice, body.rt_ms, body.confidence,
-                                 items=_items(), schedule=sched, serve_next=serve_next)
+                                 items=_items(), schedule=sched, serve_next=serve_next,
+                                 client_time=body.client_time)
     payload: dict[str, Any] = {"stored": True, "duplicate": result.duplicate}
     if result.kind == "practice" and cfg.practice.feedback:
         payload["feedback"] = {"correct": result.correct}

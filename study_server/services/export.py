@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -22,8 +24,15 @@ EXPORT_COLUMNS = [
     "block", "kind", "item_id", "condition", "family", "task", "correct_side", "chosen_side", "correct",
     "rt_ms", "shown_at", "answered_at", "excluded", "exclusion_reason",
     # extra columns follow the contract's
-    "confidence", "participant_status", "is_pilot", "started_at", "finished_at",
+    "confidence", "participant_status", "is_pilot", "started_at", "finished_at", "client_time",
 ]
+
+
+def _client_iso(ms: Any) -> str | None:
+    """The participant's clock (ms since the epoch, as the page sends it) as ISO 8601 UTC."""
+    if ms is None:
+        return None
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _iso(value: Any) -> str | None:
@@ -69,6 +78,7 @@ def export_frame(session: Session, experiments: list[Experiment], include_pilot:
                 "answered_at": _iso(r.answered_at) if r else None,
                 "confidence": r.confidence if r else None, "participant_status": p.status,
                 "is_pilot": int(p.is_pilot), "started_at": _iso(p.started_at), "finished_at": _iso(p.finished_at),
+                "client_time": _client_iso(r.client_time) if r else None,
             })
         for pid, prow in per_participant.items():
             reasons = exclusion_reasons(cfg, status[pid], outcomes[pid])

@@ -383,7 +383,7 @@ def _existing_result(session: Session, state: TrialState, sched: Schedule) -> Re
 def record_response(session: Session, participant: Participant, trial_id: int, choice: int,
                     rt_ms: Optional[float], confidence: Optional[int] = None,
                     items: Optional[ItemCache] = None, schedule: Optional[Schedule] = None,
-                    serve_next: bool = False) -> ResponseResult:
+                    serve_next: bool = False, client_time: Optional[float] = None) -> ResponseResult:
     """Store one response; the same trial again returns the first result and writes nothing.
 
     With ``serve_next`` the caller hands the next trial out in the same reply, so the same
@@ -420,7 +420,8 @@ def record_response(session: Session, participant: Participant, trial_id: int, c
         # core statements on the session's connection: no ORM bookkeeping on the hot path
         conn = session.connection()
         conn.execute(_INSERT_RESPONSE, {"trial_id": state.id, "chosen_side": choice, "correct": correct,
-                                        "rt_ms": rt_ms, "confidence": confidence, "answered_at": now})
+                                        "rt_ms": rt_ms, "confidence": confidence, "client_time": client_time,
+                                        "answered_at": now})
         if state.shown_at is None:
             conn.execute(_MARK_SHOWN, {"trial_id": state.id, "now": now})
         if mark_next:

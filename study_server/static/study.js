@@ -11,6 +11,7 @@
   var minWidth = parseInt(app.dataset.minWidth || "0", 10);
   var screens = ["instructions", "trial", "practice-done", "break", "done", "smallscreen"];
   var pending = null;     // {side, rt} while the confidence scale is open
+  var answeredAt = null;  // the participant's clock (Date.now()) at the answer
   var current = null;     // the trial being shown
   var shownAt = null;     // performance.now() when its images were drawn
   var busy = false;
@@ -173,6 +174,7 @@
   function answer(side) {
     if (busy || !current || shownAt === null || pending) { return; }
     var rt = performance.now() - shownAt;
+    answeredAt = Date.now();
     document.getElementById("opt" + side).classList.add("chosen");
     document.getElementById("opt0").disabled = true;
     document.getElementById("opt1").disabled = true;
@@ -197,7 +199,7 @@
   function submit(side, rt, confidence) {
     busy = true;
     var trial = current;
-    var body = { choice: side, rt_ms: Math.round(rt * 10) / 10 };
+    var body = { choice: side, rt_ms: Math.round(rt * 10) / 10, client_time: answeredAt };
     if (confidence !== null) { body.confidence = confidence; }
     // ?next=1: the reply carries the next trial (or the finished reply), one round trip per trial
     request("POST", "/trials/" + trial.id + "/response?next=1", body)

@@ -6,6 +6,8 @@ MTurk form POST and small-screen blocking. A screenshot of each page goes to
 
 from __future__ import annotations
 
+import datetime as dt
+
 import re
 from pathlib import Path
 
@@ -134,6 +136,10 @@ def test_prolific_link_to_completion_redirect(page, artifacts: Path, sqlite_url:
             p = get_session().scalars(select(Participant)).one()
             assert p.status == "finished" and all(t.response is not None for t in p.trials)
             assert [t.response.confidence for t in p.trials] == [5] * 7
+            # the page's own clock rides along with every answer (ms since the epoch)
+            assert all(t.response.client_time is not None and
+                       abs(t.response.client_time / 1000 - t.response.answered_at.replace(
+                           tzinfo=dt.timezone.utc).timestamp()) < 600 for t in p.trials)
             assert p.params == {"PROLIFIC_PID": "pw1", "STUDY_ID": "st1", "SESSION_ID": "se1"}
             assert p.external_id == "pw1"
         shot("done")

@@ -340,3 +340,34 @@ def test_confidence_required_when_the_experiment_asks(app, client, tiny_set, tmp
     ok = client.post(f"/api/v1/trials/{t['id']}/response", headers=_auth(token),
                      json={"choice": 0, "rt_ms": 300, "confidence": 6})
     assert ok.status_code == 200
+
+
+def test_client_time_is_stored_and_exported(app, client, registered) -> None:  # type: ignore[no-untyped-def]
+    """The page sends its own clock with each answer (DESIGN: client and server timestamps)."""
+    import datetime as dt
+
+    from study_server.services.export import export_frame
+
+    token = _start(client)["token"]
+    t = _trial(client, token)["trial"]
+    sent = 1_790_000_000_123.0  # ms since the epoch
+    resp = client.post(f"/api/v1/trials/{t['id']}/response", headers=_auth(token),
+                       json={"choice": 1, "rt_ms": 640.5, "client_time": sent})
+    assert resp.status_code == 200
+    before = _snapshot(app)
+    for bad in (-1, 1e15, "yesterday", float("nan")):
+        body = json.dumps({"choice": 0, "rt_ms": 5, "client_time": bad})  # NaN: the non-standard literal
+        nxt = _trial(client, token)["trial"]
+        refused = client.post(f"/api/v1/trials/{nxt['id']}/response", headers=_auth(token), data=body,
+                              content_type="application/json")
+        assert refused.status_code == 400, bad
+        if bad == bad:  # NaN is refused by the JSON guard before the fields are read
+            assert refused.get_json()["error"]["message"].startswith("client_time")
+    assert _snapshot(app) == before
+    with app.app_context():
+        s = get_session()
+        assert s.scalar(select(Response.client_time).where(Response.trial_id == t["id"])) == sent
+        frame = export_frame(s, [registered])
+    row = frame[frame["position"] == 1].iloc[0]
+    assert row["client_time"] == dt.datetime.fromtimestamp(sent / 1000, dt.timezone.utc).isoformat(timespec="milliseconds")
+    assert frame[frame["position"] == 2]["client_time"].isna().all()
