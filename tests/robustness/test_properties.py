@@ -31,7 +31,8 @@ json_scalars = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**70
                          st.floats(allow_nan=True, allow_infinity=True), odd_text, sqlish)
 json_values = st.recursive(json_scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.dictionaries(st.one_of(odd_text, st.sampled_from(
-        ["choice", "rt_ms", "external_id", "params", "type", "trial_id", "data", "confidence", "pilot"])),
+        ["choice", "rt_ms", "external_id", "params", "type", "trial_id", "data", "confidence", "pilot",
+         "client_time"])),
         inner, max_size=4)), max_leaves=12)
 
 
@@ -61,11 +62,14 @@ def _valid_start(body: Any) -> bool:
 
 
 def _valid_response(body: Any) -> bool:
-    if not isinstance(body, dict) or set(body) - {"choice", "rt_ms", "confidence"}:
+    if not isinstance(body, dict) or set(body) - {"choice", "rt_ms", "confidence", "client_time"}:
         return False
     choice, rt = body.get("choice"), body.get("rt_ms")
+    client_time = body.get("client_time")
     return (choice in (0, 1) and not isinstance(choice, float) and isinstance(rt, (int, float))
-            and not isinstance(rt, bool) and math.isfinite(rt) and 0 <= rt <= 24 * 3600 * 1000)
+            and not isinstance(rt, bool) and math.isfinite(rt) and 0 <= rt <= 24 * 3600 * 1000
+            and (client_time is None or (isinstance(client_time, (int, float)) and not isinstance(client_time, bool)
+                                         and math.isfinite(client_time) and 0 <= client_time <= 1e14)))
 
 
 @SETTINGS
@@ -76,15 +80,18 @@ def test_start_with_any_json_never_fails_and_refusals_store_nothing(app, client,
     resp = client.post("/api/v1/experiments/tiny/participants", data=_dump(body), content_type="application/json")
     _assert_refused_or_valid(resp, before, app, allowed_ok=True)
     if resp.status_code < 400:
-        # accepted ones are stored verbatim (strings are parameters, never SQL)
+        # accepted ones are stored verbatim (strings are parameters, never SQL); of the
+        # parameters, those the recruitment config records (the others are dropped)
         from study_server.db import get_session
         from study_server.models import Participant
+        from study_server.services.cache import config_of
+        from study_server.services.recruitment import recorded_params
 
         with app.app_context():
             p = get_session().scalars(select(Participant).where(
                 Participant.public_id == resp.get_json()["participant_id"])).one()
             assert p.external_id == (body.get("external_id") or None)
-            assert p.params == body.get("params", {})
+            assert p.params == recorded_params(config_of(registered), body.get("params", {}))
 
 
 @SETTINGS
@@ -98,6 +105,30 @@ def test_response_with_any_json_never_fails_and_refusals_store_nothing(app, clie
     resp = client.post(f"/api/v1/trials/{data['trial']['id']}/response", data=_dump(body),
                        content_type="application/json", headers=auth(token))
     _assert_refused_or_valid(resp, before, app, allowed_ok=_valid_response(body))
+
+
+@SETTINGS
+@given(query=st.one_of(st.sampled_from(["next=1", "next=true", "next=0", "next=", "next=2", "next=%00", "next=1&next=0",
+                                        "next[]=1", "next=%F0%9F%98%80", "next=' OR 1=1 --", "other=1", "next"]),
+                       st.builds(lambda v: "next=" + v, odd_text)))
+def test_response_with_any_next_parameter_never_fails(app, client, registered, query: str) -> None:  # type: ignore[no-untyped-def]
+    """``?next=``: 1/true/yes and 0/false/no (or absent) are accepted; anything else is a 400
+    that stores nothing; an accepted ``next=1`` reply carries the following trial."""
+    from urllib.parse import parse_qs
+
+    token = start(client, external_id="next-fuzz")["token"]
+    data = current(client, token)
+    if data.get("finished"):
+        return
+    before = snapshot(app)
+    resp = client.post(f"/api/v1/trials/{data['trial']['id']}/response?{query}", json={"choice": 0, "rt_ms": 5},
+                       headers=auth(token))
+    values = parse_qs(query, keep_blank_values=True).get("next", [""])
+    first = values[0].strip().lower()
+    valid = first in ("1", "true", "yes", "0", "false", "no", "")
+    _assert_refused_or_valid(resp, before, app, allowed_ok=valid)
+    if resp.status_code == 200:
+        assert ("next" in resp.get_json()) == (first in ("1", "true", "yes"))
 
 
 @SETTINGS
