@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-__all__ = ["ServerProcess", "database", "register", "Participant", "ParticipantLog", "run_load", "check_database",
+__all__ = ["ServerProcess", "database", "register", "Participant", "ParticipantLog", "run_load", "run_load_processes", "check_database",
            "DbCheck", "percentile", "main"]
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -356,20 +356,25 @@ class Participant:
 
 def run_load(url: str, slug: str, participants: int, think: float, ramp: float, seed: int = 0,
              timeout: float = 30.0, stop_event: Optional[threading.Event] = None,
-             protocol: str = "next") -> tuple[list[ParticipantLog], float]:
+             protocol: str = "next", indices: Optional[list[int]] = None,
+             start_at: Optional[float] = None) -> tuple[list[ParticipantLog], float]:
     """Run ``participants`` threads to completion; returns their logs and the wall time in seconds.
 
-    Each thread starts at a random moment within ``ramp`` seconds, then loops GET trial /
-    POST response, sleeping ``think`` seconds (uniform 0.5x..1.5x) between trials.
+    Each thread starts at a random moment within ``ramp`` seconds, then loops over its trials,
+    sleeping ``think`` seconds (uniform 0.5x..1.5x) between them. ``indices`` (default: all
+    of ``range(participants)``) and ``start_at`` (a ``time.perf_counter()`` instant; the
+    clock is system-wide) let several processes share one run.
     """
     host, port = url.split("//", 1)[1].split(":")
-    logs = [ParticipantLog(i) for i in range(participants)]
-    barrier = threading.Barrier(participants + 1)
+    logs = [ParticipantLog(i) for i in (indices if indices is not None else range(participants))]
+    barrier = threading.Barrier(len(logs) + 1)
 
     def body(log: ParticipantLog) -> None:
         rng = random.Random(seed * 1_000_003 + log.index)
         client = Participant(host, int(port), slug, log, timeout, protocol)
         barrier.wait()
+        if start_at is not None:
+            time.sleep(max(0.0, start_at - time.perf_counter()))
         time.sleep(rng.uniform(0, ramp))
         try:
             if not client.start(f"load-{seed}-{log.index}"):
@@ -390,10 +395,36 @@ def run_load(url: str, slug: str, participants: int, think: float, ramp: float, 
     for t in threads:
         t.start()
     barrier.wait()
-    t0 = time.perf_counter()
+    t0 = start_at if start_at is not None else time.perf_counter()
     for t in threads:
         t.join()
     return logs, time.perf_counter() - t0
+
+
+def _run_slice(args: tuple[Any, ...]) -> tuple[list[ParticipantLog], float, float]:
+    """One load-generator process: its share of the participants (and its CPU seconds)."""
+    url, slug, participants, think, ramp, seed, timeout, protocol, indices, start_at = args
+    logs, wall = run_load(url, slug, participants, think, ramp, seed, timeout, protocol=protocol,
+                          indices=indices, start_at=start_at)
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return logs, wall, ru.ru_utime + ru.ru_stime
+
+
+def run_load_processes(url: str, slug: str, participants: int, think: float, ramp: float, seed: int,
+                       timeout: float, protocol: str, processes: int) -> tuple[list[ParticipantLog], float, float]:
+    """``run_load`` spread over ``processes`` load-generator processes (each one GIL), so the
+    generator's own thread scheduling adds less to the measured latency. Returns the logs,
+    the wall time and the generator processes' CPU seconds."""
+    import multiprocessing
+
+    start_at = time.perf_counter() + 1.0 + 0.2 * processes  # every process is up by then
+    slices = [list(range(participants))[k::processes] for k in range(processes)]
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(processes) as pool:
+        results = pool.map(_run_slice, [(url, slug, participants, think, ramp, seed, timeout, protocol, sl, start_at)
+                                        for sl in slices if sl])
+    logs = sorted((log for part in results for log in part[0]), key=lambda log: log.index)
+    return logs, max(r[1] for r in results), sum(r[2] for r in results)
 
 
 # --------------------------------------------------------------------------- checks
@@ -478,8 +509,14 @@ def bench_one(kind: str, args: argparse.Namespace) -> dict[str, Any]:
                 cpu_server0 = server.cpu_seconds()
                 ru0 = resource.getrusage(resource.RUSAGE_SELF)
                 m0 = machine_cpu()
-                logs, wall = run_load(server.url, slug, args.participants, args.think, args.ramp, args.seed,
-                                      args.timeout, protocol=args.protocol)
+                if args.client_processes > 1:
+                    logs, wall, child_cpu = run_load_processes(
+                        server.url, slug, args.participants, args.think, args.ramp, args.seed, args.timeout,
+                        args.protocol, args.client_processes)
+                else:
+                    logs, wall = run_load(server.url, slug, args.participants, args.think, args.ramp, args.seed,
+                                          args.timeout, protocol=args.protocol)
+                    child_cpu = 0.0
                 ru1 = resource.getrusage(resource.RUSAGE_SELF)
                 m1 = machine_cpu()
                 cpu_server = server.cpu_seconds() - cpu_server0
@@ -496,9 +533,10 @@ def bench_one(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     settled = (min(acks) + args.ramp + 2.0) if acks else 0.0
     post_settled = [ms for log in logs for ms, t in zip(log.post_ms, log.ack_times) if t > settled]
     window = (acks[-1] - acks[0]) if len(acks) > 1 else float("nan")
-    client_cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    client_cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime) + child_cpu
     result = {
-        "db": kind, "protocol": args.protocol, "participants": args.participants, "workers": args.workers, "think_s": args.think,
+        "db": kind, "protocol": args.protocol, "client_processes": args.client_processes,
+        "participants": args.participants, "workers": args.workers, "think_s": args.think,
         "trials_each": args.trials + args.practice + args.catch,
         "gunicorn_args": args.gunicorn_args or "",
         "sqlite_synchronous": args.sqlite_synchronous if kind == "sqlite" else "",
@@ -525,7 +563,8 @@ def bench_one(kind: str, args: argparse.Namespace) -> dict[str, Any]:
 def _print(r: dict[str, Any]) -> None:
     ok = lambda good: "ok" if good else "MISSED"  # noqa: E731
     print(f"\n== {r['db']}: {r['participants']} participants x {r['trials_each']} trials, "
-          f"{r['workers']} gunicorn workers {r['gunicorn_args']}, think {r['think_s']} s, protocol {r['protocol']}"
+          f"{r['workers']} gunicorn workers {r['gunicorn_args']}, think {r['think_s']} s, protocol {r['protocol']}, "
+          f"{r['client_processes']} load-generator process(es)"
           + (f", synchronous={r['sqlite_synchronous']}" if r["sqlite_synchronous"] else "") + " ==")
     print(f"  responses stored/acked  {r['rows']} / {r['responses_acked']}   finished {r['finished']}/"
           f"{r['participants']}   wall {r['wall_s']} s")
@@ -561,6 +600,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--protocol", choices=["next", "get"], default="next",
                    help="next: each answer's reply carries the next trial (?next=1, as the participant page "
                         "does); get: GET /trial before every answer")
+    p.add_argument("--client-processes", type=int, default=1,
+                   help="spread the simulated participants over this many load-generator processes")
     p.add_argument("--ramp", type=float, default=2.0, help="participants start spread over this many seconds")
     p.add_argument("--timeout", type=float, default=30.0, help="client socket timeout in seconds")
     p.add_argument("--seed", type=int, default=0)

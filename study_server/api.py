@@ -12,8 +12,8 @@ from .db import begin_read, end_read, get_session
 from .errors import BadRequest, Forbidden
 from .models import Participant
 from .services import participants as svc
-from .services.cache import ItemCache, ItemView, config_of
-from .services.experiments import latest_experiment
+from .services.cache import ItemCache, ItemView
+from .services.experiments import latest_experiment_id
 from .services.recruitment import Completion, check_startable, completion_for, external_id_of, recorded_params
 
 __all__ = ["bp", "trial_payload", "completion_url", "completion"]
@@ -122,15 +122,15 @@ def start(slug: str) -> tuple[Response, int]:
         raise Forbidden("pilot: only a logged-in researcher can start pilot participants", code="pilot_forbidden")
     session = get_session()
     begin_read()  # what the start needs to read, outside the write transaction (SQLite: no write lock)
-    exp = latest_experiment(session, slug)
-    cfg = config_of(exp)
+    exp_id = latest_experiment_id(session, slug)
+    cfg = _items().config(session, exp_id)
     params = recorded_params(cfg, body.params)
     check_startable(cfg, params)
     external_id = body.external_id or external_id_of(cfg, params)
-    refs = _items().refs(session, exp.id)
+    refs = _items().refs(session, exp_id)
     end_read(session)
-    started = svc.start_participant(session, exp, external_id, params,
-                                    request.headers.get("User-Agent"), pilot=body.pilot, refs=refs)
+    started = svc.start_participant(session, exp_id, external_id, params,
+                                    request.headers.get("User-Agent"), pilot=body.pilot, refs=refs, cfg=cfg)
     payload = {"participant_id": started.participant.public_id, "token": started.token, "resumed": started.resumed}
     if started.restarted:
         payload["restarted"] = True

@@ -8,7 +8,7 @@ from typing import Optional
 
 import yaml
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from stimuli_builder.manifest import ManifestError, load_manifest
@@ -19,7 +19,7 @@ from ..models import Experiment, Item
 from .scheduling import ItemRef, ScheduleError, check_feasible
 
 __all__ = ["register_experiment", "register_upload", "register_config", "Registered", "latest_experiment",
-           "item_refs", "set_status", "STATUSES"]
+           "item_refs", "set_status", "STATUSES", "latest_experiment_id"]
 
 STATUSES = ("live", "paused", "closed")  # what a researcher may set; 'superseded' is set by a new version
 
@@ -127,6 +127,18 @@ def latest_experiment(session: Session, slug: str, version: int | None = None) -
     if exp is None:
         raise NotFound(f"no experiment '{slug}'", code="unknown_experiment")
     return exp
+
+
+_LATEST_ID = (select(Experiment.id).where(Experiment.slug == bindparam("slug"))
+              .order_by(Experiment.version.desc()).limit(1))
+
+
+def latest_experiment_id(session: Session, slug: str) -> int:
+    """The id of the newest version of ``slug`` (one small prepared query; ``NotFound`` otherwise)."""
+    exp_id = session.execute(_LATEST_ID, {"slug": slug}).scalar()
+    if exp_id is None:
+        raise NotFound(f"no experiment '{slug}'", code="unknown_experiment")
+    return int(exp_id)
 
 
 def item_refs(session: Session, experiment_id: int) -> list[ItemRef]:

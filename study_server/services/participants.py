@@ -44,7 +44,7 @@ def aware(value: Optional[dt.datetime]) -> Optional[dt.datetime]:
 
 @dataclass
 class Started:
-    participant: Participant
+    participant: Any  # a ``Participant``, or the ``ParticipantState`` of a new start
     token: str
     resumed: bool
     restarted: bool = False
@@ -58,7 +58,11 @@ def _lock_experiment(session: Session, experiment_id: int) -> Experiment:
                            .execution_options(populate_existing=True)).one()
 
 
-def expire_stale(session: Session, exp: Experiment, cfg: ExperimentConfig) -> int:
+def _id_of(exp: Any) -> int:
+    return exp if isinstance(exp, int) else exp.id
+
+
+def expire_stale(session: Session, exp: Any, cfg: ExperimentConfig) -> int:
     """Mark participants idle longer than the session timeout as timed out (frees their slot).
 
     Starts run it only where assignment depends on it (between-subject designs and
@@ -66,18 +70,18 @@ def expire_stale(session: Session, exp: Experiment, cfg: ExperimentConfig) -> in
     """
     cutoff = utcnow() - dt.timedelta(minutes=cfg.timing.session_timeout_minutes)
     result = session.execute(update(Participant)
-                             .where(Participant.experiment_id == exp.id, Participant.status == "started",
+                             .where(Participant.experiment_id == _id_of(exp), Participant.status == "started",
                                     Participant.last_seen_at < cutoff)
                              .values(status="timed_out"))
     return result.rowcount or 0
 
 
-def _choose_between(session: Session, exp: Experiment, cfg: ExperimentConfig, ordinal: int) -> Optional[str]:
+def _choose_between(session: Session, exp: Any, cfg: ExperimentConfig, ordinal: int) -> Optional[str]:
     if cfg.design != "between":
         return None
     counts = dict(session.execute(
         select(Participant.between_condition, func.count(Participant.id))
-        .where(Participant.experiment_id == exp.id, Participant.status.in_(ACTIVE),
+        .where(Participant.experiment_id == _id_of(exp), Participant.status.in_(ACTIVE),
                Participant.is_pilot.is_(False))
         .group_by(Participant.between_condition)).all())
     target = cfg.participants_per_condition
@@ -97,74 +101,81 @@ def refresh_timeouts(session: Session, exp: Experiment) -> int:
     return n
 
 
-def start_participant(session: Session, exp: Experiment, external_id: Optional[str], params: dict[str, str],
+def start_participant(session: Session, exp: "Experiment | int", external_id: Optional[str], params: dict[str, str],
                       user_agent: Optional[str] = None, pilot: bool = False,
-                      refs: Optional[list[Any]] = None) -> Started:
+                      refs: Optional[list[Any]] = None, cfg: Optional[ExperimentConfig] = None) -> Started:
     """Create a participant and store their whole schedule, or handle a returning external id.
 
     A returning external id is resumed, restarted or refused as ``return_action`` decides;
     it is never counted twice, also when two requests with the same id race each other.
-    ``refs`` (the experiment's item refs, read before the write transaction) keeps the
-    time under the experiment lock short.
+    ``refs`` and ``cfg`` (the experiment's item refs and config, read before the write
+    transaction) keep the time under the experiment lock short; the common case (a new
+    participant) runs prepared core statements only.
     """
     # the identity, not exp.id: ``exp`` may come expired from a read transaction that ended
-    exp = _lock_experiment(session, sa_inspect(exp).identity[0])
-    cfg = config_of(exp)
-    if exp.status != "live" and not pilot:
+    exp_id = exp if isinstance(exp, int) else sa_inspect(exp).identity[0]
+    conn = session.connection()
+    locked = conn.execute(_LOCK_EXPERIMENT, {"id": exp_id}).one()
+    if cfg is None:
+        cfg = config_of(session.get(Experiment, exp_id))
+    if locked.status != "live" and not pilot:
         session.rollback()
-        raise Conflict(f"this study is {exp.status} and takes no new participants", code=f"study_{exp.status}")
+        raise Conflict(f"this study is {locked.status} and takes no new participants", code=f"study_{locked.status}")
     if external_id:
         # any version of this study: a new version never makes a returning person new
-        versions = select(Experiment.id).where(Experiment.slug == exp.slug)
-        existing = session.scalars(select(Participant)
-                                   .where(Participant.experiment_id.in_(versions),
-                                          Participant.external_id == external_id)
-                                   .order_by(Participant.started_at.desc(), Participant.attempt.desc())
-                                   .limit(1)).first()
-        if existing is not None:
-            action = return_action(cfg, existing.status, any_trial_shown(session, existing), via="start_link")
-            if action == "resume":
-                token = secrets.token_urlsafe(32)
-                existing.token_hash = hash_token(token)
-                existing.last_seen_at = utcnow()
-                session.commit()
-                return Started(existing, token, resumed=True)
-            if action == "restart":
-                return restart_participant(session, exp, existing, user_agent)
-            session.rollback()
-            if existing.status in ("timed_out", "declined", "refused"):
-                raise Conflict(f"this participation has ended ({existing.status})", code="participation_ended")
-            raise Conflict("this id has already taken part in the study", code="already_participated")
+        existing_id = conn.execute(_RETURNING_ID, {"slug": locked.slug, "external_id": external_id}).scalar()
+        if existing_id is not None:
+            return _returning(session, session.get(Experiment, exp_id), session.get(Participant, existing_id),
+                              cfg, user_agent)
     if cfg.design == "between" or cfg.participants_per_condition is not None:
-        expire_stale(session, exp, cfg)  # a timed-out participant frees their slot
-    ordinal = exp.n_participants + 1
-    between = _choose_between(session, exp, cfg, ordinal)
-    participant, token = _create(session, exp, cfg, ordinal, between, external_id or None, params, user_agent, pilot,
-                                 refs=refs)
+        expire_stale(session, exp_id, cfg)  # a timed-out participant frees their slot
+    ordinal = locked.n_participants + 1
+    between = _choose_between(session, exp_id, cfg, ordinal)
+    participant, token = _create(session, exp_id, cfg, ordinal, between, external_id or None, params, user_agent,
+                                 pilot, refs=refs)
     session.commit()  # starts hold the experiment lock, so an external id cannot race in twice
     return Started(participant, token, resumed=False)
 
 
-def _create(session: Session, exp: Experiment, cfg: ExperimentConfig, ordinal: int, between: Optional[str],
+def _returning(session: Session, exp: Experiment, existing: Participant, cfg: ExperimentConfig,
+               user_agent: Optional[str]) -> Started:
+    """A start link opened again by someone who has a participant already (under the lock)."""
+    action = return_action(cfg, existing.status, any_trial_shown(session, existing), via="start_link")
+    if action == "resume":
+        token = secrets.token_urlsafe(32)
+        existing.token_hash = hash_token(token)
+        existing.last_seen_at = utcnow()
+        session.commit()
+        return Started(existing, token, resumed=True)
+    if action == "restart":
+        return restart_participant(session, exp, existing, user_agent)
+    session.rollback()
+    if existing.status in ("timed_out", "declined", "refused"):
+        raise Conflict(f"this participation has ended ({existing.status})", code="participation_ended")
+    raise Conflict("this id has already taken part in the study", code="already_participated")
+
+
+def _create(session: Session, exp_id: int, cfg: ExperimentConfig, ordinal: int, between: Optional[str],
             external_id: Optional[str], params: dict[str, Any], user_agent: Optional[str], pilot: bool,
             attempt: int = 1, restarted_from: Optional[int] = None,
-            refs: Optional[list[Any]] = None) -> tuple[Participant, str]:
-    """Add a participant with their stored schedule (the caller holds the experiment lock and commits)."""
+            refs: Optional[list[Any]] = None) -> tuple[ParticipantState, str]:
+    """Add a participant with their stored schedule and count them on the experiment row
+    (the caller holds the experiment lock and commits)."""
     seed = participant_seed(cfg.seed, ordinal)
-    schedule = build_schedule(cfg, refs if refs is not None else item_refs(session, exp.id), ordinal, seed, between)
+    schedule = build_schedule(cfg, refs if refs is not None else item_refs(session, exp_id), ordinal, seed, between)
     token = secrets.token_urlsafe(32)
-    participant = Participant(public_id=secrets.token_hex(8), token_hash=hash_token(token), experiment_id=exp.id,
-                              ordinal=ordinal, external_id=external_id, params=params,
-                              between_condition=between, seed=seed, status="started", is_pilot=pilot,
-                              user_agent=(user_agent or "")[:500], attempt=attempt,
-                              restarted_from_id=restarted_from)
-    exp.n_participants = ordinal
-    session.add(participant)
-    session.flush()  # the participant's id, for one multi-row insert of the schedule
-    session.execute(insert(Trial), [{"participant_id": participant.id, "position": s.position, "block": s.block,
-                                     "kind": s.kind, "item_id": s.item_id, "left_option": s.left_option}
-                                    for s in schedule])
-    return participant, token
+    now = utcnow()
+    public_id = secrets.token_hex(8)
+    conn = session.connection()
+    pid = conn.execute(_INSERT_PARTICIPANT, {
+        "public_id": public_id, "token_hash": hash_token(token), "experiment_id": exp_id, "ordinal": ordinal,
+        "external_id": external_id, "params": params, "between_condition": between, "seed": seed,
+        "status": "started", "is_pilot": pilot, "user_agent": (user_agent or "")[:500], "attempt": attempt,
+        "restarted_from_id": restarted_from, "started_at": now, "last_seen_at": now}).scalar_one()
+    conn.execute(_COUNT_PARTICIPANT, {"exp_id": exp_id, "n": ordinal})
+    conn.execute(_INSERT_TRIAL, [{"participant_id": pid, "position": s.position, "block": s.block, "kind": s.kind,
+                                  "item_id": s.item_id, "left_option": s.left_option} for s in schedule])
+    return ParticipantState(pid, exp_id, "started", now, external_id, public_id, dict(params)), token
 
 
 def restart_participant(session: Session, exp: Experiment, old: Participant,
@@ -184,11 +195,11 @@ def restart_participant(session: Session, exp: Experiment, old: Participant,
     cfg = config_of(exp)
     old.status = "restarted"
     session.flush()
-    participant, token = _create(session, exp, cfg, exp.n_participants + 1, old.between_condition, old.external_id,
-                                 dict(old.params), user_agent or old.user_agent, old.is_pilot,
-                                 attempt=old.attempt + 1, restarted_from=old.id)
+    state, token = _create(session, exp.id, cfg, exp.n_participants + 1, old.between_condition, old.external_id,
+                           dict(old.params), user_agent or old.user_agent, old.is_pilot,
+                           attempt=old.attempt + 1, restarted_from=old.id)
     session.commit()
-    return Started(participant, token, resumed=False, restarted=True)
+    return Started(session.get(Participant, state.id), token, resumed=False, restarted=True)
 
 
 def decline(session: Session, exp: Experiment) -> None:
@@ -344,6 +355,18 @@ _TOUCH_ANY = update(Participant).where(Participant.id == bindparam("pid")).value
 _FINISH = (update(Participant).where(Participant.id == bindparam("pid"), Participant.status == "started")
            .values(last_seen_at=bindparam("now"), status="finished", finished_at=bindparam("now")))
 _CORRECT_OF = select(Response.correct).where(Response.trial_id == bindparam("trial_id"))
+
+# starts
+_LOCK_EXPERIMENT = (select(Experiment.id, Experiment.slug, Experiment.status, Experiment.n_participants)
+                    .where(Experiment.id == bindparam("id")).with_for_update())
+_RETURNING_ID = (select(Participant.id)
+                 .where(Participant.experiment_id.in_(select(Experiment.id).where(Experiment.slug == bindparam("slug"))),
+                        Participant.external_id == bindparam("external_id"))
+                 .order_by(Participant.started_at.desc(), Participant.attempt.desc()).limit(1))
+_INSERT_PARTICIPANT = insert(Participant).returning(Participant.id)
+_COUNT_PARTICIPANT = (update(Experiment).where(Experiment.id == bindparam("exp_id"))
+                      .values(n_participants=bindparam("n")))
+_INSERT_TRIAL = insert(Trial)
 
 
 def schedule_of(session: Session, participant: Participant) -> Schedule:
