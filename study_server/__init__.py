@@ -64,9 +64,11 @@ def create_app(test_config: Optional[Mapping[str, Any]] = None) -> Flask:
     http.init_app(app)
 
     from .api import bp as api_bp
+    from .openapi import bp as openapi_bp
     from .pages import bp as pages_bp
 
     app.register_blueprint(api_bp)
+    app.register_blueprint(openapi_bp)
     app.register_blueprint(pages_bp)
     http.csrf.exempt(api_bp)
     try:

@@ -40,7 +40,7 @@ class ResponseBody(BaseModel):
 class EventBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: str = Field(min_length=1, max_length=64)
-    trial_id: Optional[int] = Field(None, ge=1, lt=2**62)
+    trial_id: Optional[int] = Field(None, ge=1, le=2**31 - 1)  # an INTEGER id column (PostgreSQL: 2**31 - 1)
     data: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -200,7 +200,11 @@ def init_app(app: Flask) -> None:
             message = exc.description or exc.name
             if exc.code == 413:
                 message = "request body too large (limit 64 KiB)"
-            return _error(exc.code or 400, code, message)
+            resp, status = _error(exc.code or 400, code, message)
+            for name, value in exc.get_headers():  # e.g. Allow on a 405 (RFC 9110 requires it)
+                if name.lower() != "content-type":
+                    resp.headers[name] = value
+            return resp, status
         return exc
 
     @app.errorhandler(OperationalError)
