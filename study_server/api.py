@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal, Optional
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .config_schema import ExperimentConfig
 from .db import begin_read, end_read, get_session
@@ -35,6 +35,15 @@ class ResponseBody(BaseModel):
     confidence: Optional[int] = Field(None, ge=1, le=7)
     # the participant's clock when they answered: milliseconds since the Unix epoch (Date.now())
     client_time: Optional[float] = Field(None, ge=0, le=1e14, allow_inf_nan=False)
+
+    @field_validator("choice", "rt_ms", "confidence", "client_time", mode="before")
+    @classmethod
+    def _json_numbers_only(cls, value: Any) -> Any:
+        # lax parsing would read true as 1 and "5" as 5.0: a client bug would then be stored
+        # as a plausible answer or response time
+        if isinstance(value, (bool, str)):
+            raise ValueError("must be a JSON number")
+        return value
 
 
 class EventBody(BaseModel):

@@ -371,3 +371,20 @@ def test_client_time_is_stored_and_exported(app, client, registered) -> None:  #
     row = frame[frame["position"] == 1].iloc[0]
     assert row["client_time"] == dt.datetime.fromtimestamp(sent / 1000, dt.timezone.utc).isoformat(timespec="milliseconds")
     assert frame[frame["position"] == 2]["client_time"].isna().all()
+
+
+@pytest.mark.parametrize("body", [{"choice": True, "rt_ms": 500}, {"choice": 1, "rt_ms": True},
+                                  {"choice": "1", "rt_ms": 500}, {"choice": 0, "rt_ms": "500"},
+                                  {"choice": 0, "rt_ms": 500, "confidence": "3"},
+                                  {"choice": 0, "rt_ms": 500, "client_time": False}])
+def test_answers_take_json_numbers_not_booleans_or_strings(app, client, registered, body) -> None:  # type: ignore[no-untyped-def]
+    """``true`` is not a choice of 1 and ``"500"`` is not a response time: a client bug is
+    refused with the field's name instead of being stored as a plausible answer."""
+    token = _start(client)["token"]
+    t = _trial(client, token)["trial"]
+    before = _snapshot(app)
+    resp = client.post(f"/api/v1/trials/{t['id']}/response", headers=_auth(token), json=body)
+    assert resp.status_code == 400
+    field = [k for k, v in body.items() if isinstance(v, (bool, str))][0]
+    assert resp.get_json()["error"]["message"].startswith(f"{field}: ")
+    assert _snapshot(app) == before
