@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -45,7 +47,9 @@ def register_upload(session: Session, text: str, filename: str, stimuli_root: Op
     """Register an uploaded experiment YAML (the admin page).
 
     An upload has no folder of its own, so ``stimuli`` and text-file names must be absolute
-    paths or relative to ``stimuli_root`` (the ``STIMULI_ROOT`` setting). Errors are
+    paths or relative to ``stimuli_root`` (the ``STIMULI_ROOT`` setting). With a
+    ``stimuli_root`` every such path must also resolve inside it (symbolic links followed),
+    so an admin account cannot make the server read files elsewhere. Errors are
     ``ConfigError`` with ``fields`` filled in.
     """
     source = Path(Path(filename).name or "upload.yaml")
@@ -57,18 +61,30 @@ def register_upload(session: Session, text: str, filename: str, stimuli_root: Op
         reason = f"not valid YAML: {getattr(exc, 'problem', exc)}"
         raise ConfigError(f"{source}: {where}: {reason}", [(where, reason)]) from None
     if isinstance(data, dict) and stimuli_root is None:
-        paths = [("stimuli", data.get("stimuli"))]
-        if isinstance(data.get("text"), dict):
-            paths += [(f"text.{k}", v) for k, v in data["text"].items()]
-        for key, value in paths:
-            if (isinstance(value, str) and not Path(value).is_absolute() and "\n" not in value
-                    and (key == "stimuli" or value.endswith((".md", ".txt", ".markdown")))):
+        for key, value in _file_fields(data):
+            if not Path(value).is_absolute():
                 reason = (f"'{value}' is relative, but an upload has no folder: give an absolute path, "
                           "or set STIMULI_ROOT (env INTERP_STUDY_STIMULI_ROOT) on the server")
                 raise ConfigError(f"{source}: {key}: {reason}", [(key, reason)])
     base = Path(stimuli_root).resolve() if stimuli_root is not None else Path("/")
+    if isinstance(data, dict) and stimuli_root is not None:
+        for key, value in _file_fields(data):
+            where = (base / value).resolve()
+            if where != base and base not in where.parents:
+                reason = f"'{value}' is outside STIMULI_ROOT ({base}); uploads may only use files under it"
+                raise ConfigError(f"{source}: {key}: {reason}", [(key, reason)])
     cfg, stimuli_dir = validate_config_data(data, source, base=base)
     return register_config(session, cfg, stimuli_dir, source=str(source))
+
+
+def _file_fields(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """The fields of a raw experiment file that name files: ``stimuli`` and text files."""
+    paths = [("stimuli", data.get("stimuli"))]
+    if isinstance(data.get("text"), dict):
+        paths += [(f"text.{k}", v) for k, v in data["text"].items()]
+    return [(key, value) for key, value in paths
+            if isinstance(value, str) and "\n" not in value and "\x00" not in value
+            and (key == "stimuli" or value.endswith((".md", ".txt", ".markdown")))]
 
 
 def register_config(session: Session, cfg: ExperimentConfig, stimuli_dir: Path, source: str) -> Registered:

@@ -213,3 +213,42 @@ def test_participant_detail(admin_client, client, registered) -> None:  # type: 
     assert "X1" in text and text.count("<tr><td>") >= 6 and "incomplete" in text
     assert admin_client.get("/admin/participants/nobody").status_code == 404
     assert admin_client.get("/admin/experiments/9999").status_code == 404
+
+
+def test_uploads_stay_inside_stimuli_root(app, admin_client, tiny_set, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """With STIMULI_ROOT set, an upload can name no stimulus folder or text file outside it:
+    not by an absolute path, not by '..', not through a symbolic link."""
+    import shutil
+
+    root = tmp_path / "root"
+    shutil.copytree(tiny_set, root / "tiny")
+    app.config["STIMULI_ROOT"] = str(root)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.md").write_text("a file the server may read but participants must not see")
+    (root / "escape").symlink_to(outside, target_is_directory=True)
+    cases = [
+        ({"stimuli": str(outside)}, "stimuli"),
+        ({"stimuli": "tiny/../../outside"}, "stimuli"),
+        ({"stimuli": "escape"}, "stimuli"),
+        ({"text": {"consent": str(outside / "secret.md")}}, "text.consent"),
+        ({"text": {"debrief": "escape/secret.md"}}, "text.debrief"),
+    ]
+    token = csrf_token(admin_client, "/admin/experiments/new")
+    for edit, field in cases:
+        cfg = experiment_yaml(root / "tiny", slug="escape", stimuli="tiny")
+        for key, value in edit.items():
+            if isinstance(value, dict):
+                cfg.setdefault(key, {}).update(value)
+            else:
+                cfg[key] = value
+        resp = admin_client.post("/admin/experiments/new", data={"csrf_token": token, "yaml": yaml.safe_dump(cfg)})
+        assert resp.status_code == 400, (field, resp.status_code)
+        page = resp.get_data(as_text=True)
+        assert f"<td><code>{field}</code></td>" in page and "outside STIMULI_ROOT" in page, field
+        assert "a file the server may read" not in page
+    assert _count(app, Experiment) == 0
+    # inside the root is still fine
+    cfg = experiment_yaml(root / "tiny", slug="inside", stimuli="tiny")
+    resp = admin_client.post("/admin/experiments/new", data={"csrf_token": token, "yaml": yaml.safe_dump(cfg)})
+    assert resp.status_code == 302, resp.get_data(as_text=True)
