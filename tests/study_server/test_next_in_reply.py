@@ -7,28 +7,20 @@ transaction per trial instead of two. Runs on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from sqlalchemy import select
 
 from study_server.db import get_session
 from study_server.models import Participant, Response, Trial
 
+from .test_api import _auth
+from .test_api import _trial as _get
+
 
 def _start(client) -> str:  # type: ignore[no-untyped-def]
     resp = client.post("/api/v1/experiments/tiny/participants", json={"external_id": None, "params": {}})
     assert resp.status_code == 201
     return resp.get_json()["token"]
-
-
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _get(client, token: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    resp = client.get("/api/v1/trial", headers=_auth(token))
-    assert resp.status_code == 200
-    return resp.get_json()
 
 
 def _post(client, token: str, trial_id: int, choice: int = 0, query: str = "?next=1"):  # type: ignore[no-untyped-def]
