@@ -97,6 +97,9 @@ def _from_experiment(doc: Mapping[str, Any]) -> dict[str, Any]:
     # the study server's defaults for the same rules (study_server/config_schema.py)
     timing = doc.get("timing") or {}
     excl.setdefault("min_rt_ms", timing.get("min_rt_ms", 200.0) if isinstance(timing, Mapping) else 200.0)
+    limit = timing.get("max_trial_seconds") if isinstance(timing, Mapping) else None
+    if isinstance(limit, (int, float)) and not isinstance(limit, bool) and limit > 0:
+        excl.setdefault("max_rt_ms", float(limit) * 1000)  # answers slower than the limit are dropped
     excl.setdefault("require_complete", True)
     if excl:
         plan["exclusions"] = excl

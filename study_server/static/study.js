@@ -9,6 +9,8 @@
   var showBreaks = app.dataset.breaks === "true";
   var askConfidence = app.dataset.confidence === "true";
   var minWidth = parseInt(app.dataset.minWidth || "0", 10);
+  var maxTrialMs = 1000 * parseFloat(app.dataset.maxTrialSeconds || "0");
+  var limitTimer = null;  // shows the "please answer" reminder once the time limit has passed
   var screens = ["instructions", "trial", "practice-done", "break", "done", "smallscreen"];
   var pending = null;     // {side, rt} while the confidence scale is open
   var answeredAt = null;  // the participant's clock (Date.now()) at the answer
@@ -162,6 +164,16 @@
       requestAnimationFrame(function () {
         requestAnimationFrame(function () {
           shownAt = performance.now();
+          if (maxTrialMs > 0) {
+            clearTimeout(limitTimer);
+            limitTimer = setTimeout(function () {
+              if (current === trial && shownAt !== null && !pending) {
+                var fb = document.getElementById("feedback");
+                fb.textContent = "Time is up for this question: please answer now.";
+                fb.className = "feedback late";
+              }
+            }, maxTrialMs);
+          }
           document.getElementById("opt0").disabled = false;
           document.getElementById("opt1").disabled = false;
           busy = false;
@@ -174,6 +186,7 @@
   function answer(side) {
     if (busy || !current || shownAt === null || pending) { return; }
     var rt = performance.now() - shownAt;
+    clearTimeout(limitTimer);
     answeredAt = Date.now();
     document.getElementById("opt" + side).classList.add("chosen");
     document.getElementById("opt0").disabled = true;

@@ -107,5 +107,8 @@ def test_experiment_file_as_plan_uses_the_servers_exclusion_defaults(tmp_path) -
     plan = load_plan(path)
     assert plan.exclusions.min_rt_ms == 200 and plan.exclusions.require_complete is True
     assert plan.exclusions.max_fast_fraction == 0.2
-    path.write_text(path.read_text() + "timing: {min_rt_ms: 350}\n")
-    assert load_plan(path).exclusions.min_rt_ms == 350
+    assert plan.exclusions.max_rt_ms is None  # no time limit, no slow-trial rule
+    path.write_text(path.read_text() + "timing: {min_rt_ms: 350, max_trial_seconds: 12}\n")
+    plan = load_plan(path)
+    assert plan.exclusions.min_rt_ms == 350
+    assert plan.exclusions.max_rt_ms == 12_000  # answers after the trial's time limit are dropped
