@@ -95,12 +95,17 @@ class ServerProcess:
         self.starts = 0
 
     def start(self, timeout: float = 60.0) -> None:
-        """Start the server and wait until ``/healthz`` answers 200."""
+        """Start the server and wait until ``/healthz`` answers 200 and every worker is booted.
+
+        A worker that is still importing when the load begins takes CPU from the ones that
+        serve, so the first answers would measure the server's boot, not its steady state.
+        """
         self.instance.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, DATABASE_URL=self.database_url, SECRET_KEY="bench-secret",
                    INTERP_STUDY_INSTANCE=str(self.instance), INTERP_STUDY_RATELIMIT="0", **self.extra_env)
         self.starts += 1
-        log = open(self.instance / f"server-{self.port}-{self.starts}.log", "wb")
+        self.log_path = self.instance / f"server-{self.port}-{self.starts}.log"
+        log = open(self.log_path, "wb")
         cmd = [sys.executable, "-m", "interp_study.cli", "serve", "--port", str(self.port),
                "--workers", str(self.workers)]
         self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
@@ -113,7 +118,7 @@ class ServerProcess:
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
                 conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
+                if conn.getresponse().status == 200 and self._workers_ready():
                     conn.close()
                     return
                 conn.close()
@@ -122,6 +127,13 @@ class ServerProcess:
             time.sleep(0.1)
         self.kill()
         raise RuntimeError(f"server did not answer /healthz within {timeout} s")
+
+    def _workers_ready(self) -> bool:
+        """Whether every gunicorn worker has said it is ready (study_server/wsgi.py)."""
+        if self.workers <= 1:
+            return True
+        text = self.log_path.read_text(errors="replace")
+        return text.count(" ready") >= self.workers
 
     def pids(self) -> list[int]:
         """The master and its worker processes (from /proc)."""
