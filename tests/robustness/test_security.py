@@ -17,17 +17,6 @@ from .conftest import auth, current, snapshot, start
 PASSWORD = "correct horse battery staple"
 
 
-def _has_admin() -> bool:
-    try:
-        import study_server.admin  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_admin = pytest.mark.skipif(not _has_admin(), reason="study_server.admin (admin blueprint) not present yet")
-
-
 def _csrf(client: Any, url: str) -> str:
     html = client.get(url).get_data(as_text=True)
     found = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
@@ -60,7 +49,6 @@ def _app(database_url: str, tmp_path: Path, **config: Any) -> Any:
 # 1. admin authentication --------------------------------------------------------------------
 
 
-@needs_admin
 def test_admin_pages_need_a_login(app, client) -> None:  # type: ignore[no-untyped-def]
     _make_user(app)
     resp = client.get("/admin/")
@@ -118,11 +106,10 @@ def test_form_posts_need_a_csrf_token(app, client, registered) -> None:  # type:
     resp = client.post("/study/tiny/start", data={"consent": "agree"})
     assert resp.status_code == 400 and "Form expired" in resp.get_data(as_text=True)
     assert snapshot(app) == before
-    if _has_admin():
-        _make_user(app)
-        resp = client.post("/admin/login", data={"username": "researcher", "password": PASSWORD})
-        assert resp.status_code == 400
-        assert client.get("/admin/").status_code != 200
+    _make_user(app)
+    resp = client.post("/admin/login", data={"username": "researcher", "password": PASSWORD})
+    assert resp.status_code == 400
+    assert client.get("/admin/").status_code != 200
 
 
 def test_api_takes_no_cookie_authority(app, client, registered) -> None:  # type: ignore[no-untyped-def]
@@ -138,7 +125,6 @@ def test_api_takes_no_cookie_authority(app, client, registered) -> None:  # type
 # 4. session cookie flags -------------------------------------------------------------------
 
 
-@needs_admin
 @pytest.mark.parametrize("secure", [False, True])
 def test_session_cookie_flags(database_url: str, tmp_path: Path, secure: bool) -> None:
     app = _app(database_url, tmp_path, SESSION_COOKIE_SECURE=secure)
@@ -206,7 +192,6 @@ def test_start_links_are_rate_limited(database_url: str, tmp_path: Path, experim
     app.extensions["db_engine"].dispose()
 
 
-@needs_admin
 def test_admin_login_is_rate_limited(database_url: str, tmp_path: Path) -> None:
     app = _app(database_url, tmp_path, RATELIMIT_ENABLED=True, RATELIMIT_LOGIN="3 per minute")
     client = app.test_client()
