@@ -132,8 +132,8 @@ class ServerProcess:
         """Whether every gunicorn worker has said it is ready (study_server/wsgi.py)."""
         if self.workers <= 1:
             return True
-        text = self.log_path.read_text(errors="replace")
-        return text.count(" ready") >= self.workers
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        return sum(line.startswith("interp-study: worker ") and " ready" in line for line in lines) >= self.workers
 
     def pids(self) -> list[int]:
         """The master and its worker processes (from /proc)."""

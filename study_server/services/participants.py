@@ -50,12 +50,13 @@ class Started:
     restarted: bool = False
 
 
-def _lock_experiment(session: Session, experiment_id: int) -> Experiment:
-    """Serialize starts per experiment: a row lock on PostgreSQL, the write lock on SQLite."""
-    # populate_existing: the row may already sit in the identity map with a counter read
-    # before the lock was granted; the locked read must overwrite it
-    return session.scalars(select(Experiment).where(Experiment.id == experiment_id).with_for_update()
-                           .execution_options(populate_existing=True)).one()
+def _lock_experiment(session: Session, experiment_id: int) -> Any:
+    """Serialize starts per experiment: a row lock on PostgreSQL, the write lock on SQLite.
+
+    Returns the locked row's ``id``, ``slug``, ``status`` and ``n_participants`` (read
+    under the lock, never from an ORM object loaded before it).
+    """
+    return session.connection().execute(_LOCK_EXPERIMENT, {"id": experiment_id}).one()
 
 
 def _id_of(exp: Any) -> int:
@@ -114,8 +115,8 @@ def start_participant(session: Session, exp: "Experiment | int", external_id: Op
     """
     # the identity, not exp.id: ``exp`` may come expired from a read transaction that ended
     exp_id = exp if isinstance(exp, int) else sa_inspect(exp).identity[0]
+    locked = _lock_experiment(session, exp_id)
     conn = session.connection()
-    locked = conn.execute(_LOCK_EXPERIMENT, {"id": exp_id}).one()
     if cfg is None:
         cfg = config_of(session.get(Experiment, exp_id))
     if locked.status != "live" and not pilot:
@@ -187,15 +188,15 @@ def restart_participant(session: Session, exp: Experiment, old: Participant,
     condition, external id and recruitment parameters, with a new ordinal and seed. So the
     slot is handed over, never counted twice.
     """
-    exp = _lock_experiment(session, exp.id)
+    cfg = config_of(exp)
+    locked = _lock_experiment(session, exp.id)
     session.refresh(old)
     if old.status != "started":
         session.rollback()
         raise Conflict(f"this participation cannot restart ({old.status})", code="participation_ended")
-    cfg = config_of(exp)
     old.status = "restarted"
     session.flush()
-    state, token = _create(session, exp.id, cfg, exp.n_participants + 1, old.between_condition, old.external_id,
+    state, token = _create(session, locked.id, cfg, locked.n_participants + 1, old.between_condition, old.external_id,
                            dict(old.params), user_agent or old.user_agent, old.is_pilot,
                            attempt=old.attempt + 1, restarted_from=old.id)
     session.commit()
@@ -204,12 +205,12 @@ def restart_participant(session: Session, exp: Experiment, old: Participant,
 
 def decline(session: Session, exp: Experiment) -> None:
     """Store only that someone declined consent (no id, no parameters, no schedule)."""
-    exp = _lock_experiment(session, exp.id)
-    ordinal = exp.n_participants + 1
+    locked = _lock_experiment(session, exp.id)
+    ordinal = locked.n_participants + 1
     session.add(Participant(public_id=secrets.token_hex(8), token_hash=hash_token(secrets.token_urlsafe(32)),
-                            experiment_id=exp.id, ordinal=ordinal, external_id=None, params={},
+                            experiment_id=locked.id, ordinal=ordinal, external_id=None, params={},
                             seed=0, status="declined"))
-    exp.n_participants = ordinal
+    session.execute(_COUNT_PARTICIPANT, {"exp_id": locked.id, "n": ordinal})
     session.commit()
 
 
